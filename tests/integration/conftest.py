@@ -31,6 +31,7 @@ START_TIMEOUT = 10.0  # seconds a process gets to become ready
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 LOG_TAIL_BYTES = 64 * 1024  # per log attached to a failure report
 ERROR_TAIL_BYTES = 4 * 1024  # per log quoted in an exception message
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 # The vpcd entry shipped in /etc/reader.conf.d/vpcd uses these; a system pcscd may hold them.
 _RESERVED_PORTS = {35963, 35964}
@@ -389,6 +390,14 @@ def spawn(request, tmp_path):
 
     yield start
     stop_all(procs)
+    # Our programs run under ASan/UBSan in one of the two test builds: a report in any
+    # log (often printed only at exit, for leaks) fails the test that started it.
+    for proc in procs:
+        text = proc.log_text()
+        for marker in SANITIZER_MARKERS:
+            if marker in text:
+                pytest.fail(f"{proc.name}: sanitizer report in {proc.log_path}:\n"
+                            + text[text.index(marker):][:ERROR_TAIL_BYTES], pytrace=False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,277 @@
+/*
+ * remsim-server: command line, start-up and shutdown. One libwebsockets
+ * context owns the event loop; every part of the server (RSPRO listener,
+ * database, HTTP) lives in it. SIGTERM/SIGINT close the listeners and end
+ * the loop; the exit code is 0 after a clean stop.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+
+static struct server server;
+
+static const char *const auth_policy_names[] = {
+	[AUTH_REQUIRED] = "required",
+	[AUTH_OPTIONAL] = "optional",
+	[AUTH_OFF] = "off",
+};
+
+const char *auth_policy_name(enum auth_policy p)
+{
+	return auth_policy_names[p];
+}
+
+int auth_policy_parse(const char *s, enum auth_policy *p)
+{
+	for (unsigned i = 0; i <= AUTH_OFF; i++) {
+		if (!strcasecmp(s, auth_policy_names[i])) {
+			*p = i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: remsim-server [OPTIONS]\n"
+		"\n"
+		"The remsim mapping service: keeps banks, clients and slot mappings\n"
+		"in PostgreSQL and tells bankds and clients (RSPRO) what to do.\n"
+		"\n"
+		"  -p, --rspro-port PORT     RSPRO listener port (default %d)\n"
+		"      --rspro-bind ADDR     RSPRO listener address (default: all)\n"
+		"  -H, --http-port PORT      REST/dashboard port (default %d)\n"
+		"      --http-bind ADDR      REST listener address (default: all)\n"
+		"  -D, --db CONNINFO         PostgreSQL connection string (default:\n"
+		"                            libpq's PGHOST, PGPORT, ... variables)\n"
+		"  -k, --key FILE            server secret key (remsimctl keygen)\n"
+		"      --rspro-auth POLICY   required | optional | off (default\n"
+		"                            required); optional admits osmo-remsim\n"
+		"                            agents, marked unauthenticated\n"
+		"      --bankd-port PORT     bankd port told to clients when the bankd\n"
+		"                            does not say (default %d)\n"
+		"      --ping-interval MS    keepalive PING interval (default 30000)\n"
+		"      --pong-timeout MS     keepalive PONG timeout (default 10000)\n"
+		"  -l, --log-level LEVEL     error | notice | info | debug (default\n"
+		"                            notice)\n"
+		"      --no-timestamps       log lines without time (for journald)\n"
+		"  -V, --version\n"
+		"  -h, --help\n"
+		"\n"
+		"example:\n"
+		"  remsim-server --db 'host=/run/postgresql dbname=remsim' \\\n"
+		"      --key /etc/remsim/server.key\n",
+		SERVER_DEFAULT_RSPRO_PORT, SERVER_DEFAULT_HTTP_PORT,
+		SERVER_DEFAULT_BANKD_PORT);
+}
+
+/* A decimal number in [min, max]; -1 on anything else. */
+static long parse_number(const char *s, long min, long max)
+{
+	char *end;
+	long v;
+
+	if (!*s)
+		return -1;
+	v = strtol(s, &end, 10);
+	if (*end || v < min || v > max)
+		return -1;
+	return v;
+}
+
+static int parse_args(int argc, char **argv, struct server_config *cfg)
+{
+	enum { OPT_RSPRO_BIND = 256, OPT_HTTP_BIND, OPT_AUTH, OPT_BANKD_PORT,
+	       OPT_PING, OPT_PONG, OPT_NO_TS };
+	static const struct option longopts[] = {
+		{ "rspro-port", required_argument, NULL, 'p' },
+		{ "rspro-bind", required_argument, NULL, OPT_RSPRO_BIND },
+		{ "http-port", required_argument, NULL, 'H' },
+		{ "http-bind", required_argument, NULL, OPT_HTTP_BIND },
+		{ "db", required_argument, NULL, 'D' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "rspro-auth", required_argument, NULL, OPT_AUTH },
+		{ "bankd-port", required_argument, NULL, OPT_BANKD_PORT },
+		{ "ping-interval", required_argument, NULL, OPT_PING },
+		{ "pong-timeout", required_argument, NULL, OPT_PONG },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "no-timestamps", no_argument, NULL, OPT_NO_TS },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	enum log_level level;
+	long v;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "p:H:D:k:l:Vh", longopts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'p':
+		case 'H':
+		case OPT_BANKD_PORT:
+			v = parse_number(optarg, 1, 65535);
+			if (v < 0) {
+				fprintf(stderr, "remsim-server: invalid port "
+					"'%s' (1..65535)\n", optarg);
+				return -1;
+			}
+			if (c == 'p')
+				cfg->rspro_port = (int)v;
+			else if (c == 'H')
+				cfg->http_port = (int)v;
+			else
+				cfg->bankd_port = (int)v;
+			break;
+		case OPT_RSPRO_BIND:
+			cfg->rspro_bind = optarg;
+			break;
+		case OPT_HTTP_BIND:
+			cfg->http_bind = optarg;
+			break;
+		case 'D':
+			cfg->db_conninfo = optarg;
+			break;
+		case 'k':
+			cfg->key_path = optarg;
+			break;
+		case OPT_AUTH:
+			if (auth_policy_parse(optarg, &cfg->rspro_auth)) {
+				fprintf(stderr, "remsim-server: invalid "
+					"--rspro-auth '%s' (required, "
+					"optional, off)\n", optarg);
+				return -1;
+			}
+			break;
+		case OPT_PING:
+		case OPT_PONG:
+			v = parse_number(optarg, 10, 3600000);
+			if (v < 0) {
+				fprintf(stderr, "remsim-server: invalid "
+					"time '%s' (10..3600000 ms)\n", optarg);
+				return -1;
+			}
+			if (c == OPT_PING)
+				cfg->ping_interval_ms = (uint32_t)v;
+			else
+				cfg->pong_timeout_ms = (uint32_t)v;
+			break;
+		case 'l':
+			if (log_parse_level(optarg, &level)) {
+				fprintf(stderr, "remsim-server: invalid log "
+					"level '%s'\n", optarg);
+				return -1;
+			}
+			log_set_level(level);
+			break;
+		case OPT_NO_TS:
+			log_set_timestamps(0);
+			break;
+		case 'V':
+			printf("remsim-server %s\n", REMSIM_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "remsim-server: unexpected argument '%s'\n",
+			argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+static void on_signal(int sig)
+{
+	server.stopping = sig;
+	/* wakes the loop from its poll() so it sees the flag */
+	if (server.ctx)
+		lws_cancel_service(server.ctx);
+}
+
+/* libwebsockets' own messages: warnings and errors only, through our log. */
+static void lws_log_emit(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n && line[n - 1] == '\n')
+		n--;
+	log_msg(level & LLL_ERR ? LOG_ERROR : LOG_NOTICE, "lws", "%.*s",
+		(int)n, line);
+}
+
+int main(int argc, char **argv)
+{
+	struct lws_context_creation_info info;
+	struct sigaction sa;
+
+	log_init("remsim-server");
+	server.cfg = (struct server_config){
+		.rspro_port = SERVER_DEFAULT_RSPRO_PORT,
+		.http_port = SERVER_DEFAULT_HTTP_PORT,
+		.rspro_auth = AUTH_REQUIRED,
+		.bankd_port = SERVER_DEFAULT_BANKD_PORT,
+		.ping_interval_ms = 30000,
+		.pong_timeout_ms = 10000,
+		.connect_timeout_ms = 10000,
+	};
+	if (parse_args(argc, argv, &server.cfg))
+		return 2;
+
+	if (gethostname(server.hostname, sizeof(server.hostname) - 1) ||
+	    !server.hostname[0])
+		strcpy(server.hostname, "remsim-server");
+	server.identity = (struct rspro_identity){
+		.type = ComponentType_remsimServer,
+		.name = server.hostname,
+		.software = "remsim-server",
+		.sw_version = REMSIM_VERSION,
+	};
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	info.user = &server;
+	server.ctx = lws_create_context(&info);
+	if (!server.ctx) {
+		LOGE(NULL, "cannot create the event loop");
+		return 1;
+	}
+	if (rspro_server_start(&server)) {
+		lws_context_destroy(server.ctx);
+		return 1;
+	}
+	LOGN(NULL, "remsim-server %s running (RSPRO auth %s)", REMSIM_VERSION,
+	     auth_policy_name(server.cfg.rspro_auth));
+
+	while (!server.stopping) {
+		if (lws_service(server.ctx, 0) < 0)
+			break;
+	}
+	LOGN(NULL, "%s: shutting down",
+	     server.stopping ? strsignal(server.stopping) : "loop ended");
+	lws_context_destroy(server.ctx);
+	LOGN(NULL, "stopped");
+	return 0;
+}

@@ -1,0 +1,445 @@
+/*
+ * rspro_server: the RSPRO listener of remsim-server, a raw-TCP vhost in
+ * the server's libwebsockets loop. Each connection reassembles IPA frames,
+ * runs osmo-remsim's keepalive (PING at accept, then 30 s after each PONG,
+ * 10 s to answer), waits at most connect_timeout for a connect request and
+ * then speaks for one bankd or one client.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipa.h"
+#include "log.h"
+#include "rspro.h"
+#include "server.h"
+
+#define CONN_OUT_MAX	(256 * 1024)	/* unsent bytes before we give up */
+#define CONN_WRITE_CHUNK 4096
+
+enum conn_state {
+	CONN_NEW,	/* TCP up, no connect request yet */
+	CONN_BANKD,	/* identified as a bankd */
+	CONN_CLIENT,	/* identified as a client */
+	CONN_CLOSING,	/* flushing, then closed */
+};
+
+static const char *const conn_state_names[] = {
+	[CONN_NEW] = "NEW",
+	[CONN_BANKD] = "BANKD",
+	[CONN_CLIENT] = "CLIENT",
+	[CONN_CLOSING] = "CLOSING",
+};
+
+struct rspro_conn {
+	struct server *srv;
+	struct lws *wsi;
+	enum conn_state state;
+	char peer[64];		/* "127.0.0.1:51234" */
+	char name[96];		/* log context */
+	struct ipa_reader rd;
+	uint8_t *out;
+	size_t out_len;
+	size_t out_cap;
+	int waiting_pong;
+	lws_sorted_usec_list_t sul_ping;	/* next PING due */
+	lws_sorted_usec_list_t sul_pong;	/* PONG overdue */
+	lws_sorted_usec_list_t sul_connect;	/* connect request overdue */
+};
+
+static void conn_set_state(struct rspro_conn *c, enum conn_state st,
+			   const char *reason)
+{
+	if (c->state == st)
+		return;
+	LOGN(c->name, "%s -> %s (%s)", conn_state_names[c->state],
+	     conn_state_names[st], reason);
+	c->state = st;
+}
+
+/* Queues bytes for the socket; 0 or -1 when the peer does not read. */
+static int conn_queue(struct rspro_conn *c, const uint8_t *data, size_t len)
+{
+	if (c->out_len + len > CONN_OUT_MAX) {
+		LOGE(c->name, "peer does not read: %zu bytes unsent, closing",
+		     c->out_len);
+		conn_set_state(c, CONN_CLOSING, "output overflow");
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT,
+				LWS_TO_KILL_ASYNC);
+		return -1;
+	}
+	if (c->out_len + len > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 1024;
+		uint8_t *p;
+
+		while (cap < c->out_len + len)
+			cap *= 2;
+		p = realloc(c->out, cap);
+		if (!p)
+			return -1;
+		c->out = p;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, data, len);
+	c->out_len += len;
+	lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+static int conn_send_pdu(struct rspro_conn *c, RsproPDU_t *pdu)
+{
+	uint8_t buf[IPA_MAX_TX_FRAME];
+	char err[160];
+	ssize_t n;
+
+	if (!pdu) {
+		LOGE(c->name, "out of memory building a PDU");
+		return -1;
+	}
+	n = rspro_encode_ipa(pdu, buf, sizeof(buf), err, sizeof(err));
+	if (n < 0) {
+		LOGE(c->name, "cannot encode %s: %s", rspro_pdu_name(pdu), err);
+		rspro_pdu_free(pdu);
+		return -1;
+	}
+	LOGD(c->name, "tx %s", rspro_pdu_name(pdu));
+	rspro_pdu_free(pdu);
+	return conn_queue(c, buf, (size_t)n);
+}
+
+static void conn_send_ccm(struct rspro_conn *c, enum ipa_ccm_type type)
+{
+	uint8_t f[4];
+
+	conn_queue(c, f, ipa_ccm_frame(f, type));
+}
+
+static struct rspro_conn *conn_from_sul(lws_sorted_usec_list_t *sul,
+					size_t offset)
+{
+	return (struct rspro_conn *)((char *)sul - offset);
+}
+
+static void conn_schedule(struct rspro_conn *c, lws_sorted_usec_list_t *sul,
+			  sul_cb_t cb, uint32_t ms)
+{
+	lws_sul_schedule(c->srv->ctx, 0, sul, cb, (lws_usec_t)ms * 1000);
+}
+
+static void conn_pong_overdue(lws_sorted_usec_list_t *sul)
+{
+	struct rspro_conn *c =
+		conn_from_sul(sul, offsetof(struct rspro_conn, sul_pong));
+
+	LOGN(c->name, "no PONG within %u ms: closing",
+	     c->srv->cfg.pong_timeout_ms);
+	conn_set_state(c, CONN_CLOSING, "keepalive timeout");
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT,
+			LWS_TO_KILL_ASYNC);
+}
+
+static void conn_ping(struct rspro_conn *c)
+{
+	conn_send_ccm(c, IPA_CCM_PING);
+	c->waiting_pong = 1;
+	conn_schedule(c, &c->sul_pong, conn_pong_overdue,
+		      c->srv->cfg.pong_timeout_ms);
+}
+
+static void conn_ping_due(lws_sorted_usec_list_t *sul)
+{
+	conn_ping(conn_from_sul(sul, offsetof(struct rspro_conn, sul_ping)));
+}
+
+static void conn_connect_overdue(lws_sorted_usec_list_t *sul)
+{
+	struct rspro_conn *c =
+		conn_from_sul(sul, offsetof(struct rspro_conn, sul_connect));
+
+	if (c->state != CONN_NEW)
+		return;
+	LOGN(c->name, "no connect request within %u ms: closing",
+	     c->srv->cfg.connect_timeout_ms);
+	conn_set_state(c, CONN_CLOSING, "connect timeout");
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT,
+			LWS_TO_KILL_ASYNC);
+}
+
+static void conn_got_pong(struct rspro_conn *c)
+{
+	if (!c->waiting_pong)
+		return;
+	c->waiting_pong = 0;
+	lws_sul_cancel(&c->sul_pong);
+	conn_schedule(c, &c->sul_ping, conn_ping_due,
+		      c->srv->cfg.ping_interval_ms);
+}
+
+static void conn_handle_connect_bank(struct rspro_conn *c,
+				     const ConnectBankReq_t *req)
+{
+	if (req->identity.type != ComponentType_remsimBankd) {
+		/* osmo-remsim closes without an answer; we say why first */
+		LOGE(c->name, "connectBankReq from a %s: closing",
+		     rspro_component_type_name(req->identity.type) ?: "?");
+		conn_set_state(c, CONN_CLOSING, "wrong identity type");
+		return;
+	}
+	snprintf(c->name, sizeof(c->name), "bankd %ld @%s", req->bankId,
+		 c->peer);
+	lws_sul_cancel(&c->sul_connect);
+	conn_set_state(c, CONN_BANKD, "connectBankReq");
+	LOGN(c->name, "bankd connected: %ld slots, %.*s %.*s",
+	     req->numberOfSlots, (int)req->identity.software.size,
+	     (const char *)req->identity.software.buf,
+	     (int)req->identity.swVersion.size,
+	     (const char *)req->identity.swVersion.buf);
+	conn_send_pdu(c, rspro_gen_connect_bank_res(&c->srv->identity,
+						    ResultCode_ok, NULL));
+}
+
+static void conn_handle_connect_client(struct rspro_conn *c,
+				       const ConnectClientReq_t *req)
+{
+	if (req->identity.type != ComponentType_remsimClient) {
+		LOGE(c->name, "connectClientReq from a %s: closing",
+		     rspro_component_type_name(req->identity.type) ?: "?");
+		conn_set_state(c, CONN_CLOSING, "wrong identity type");
+		return;
+	}
+	if (!req->clientSlot) {
+		/* we do not assign client ids (yet): refuse clearly */
+		LOGE(c->name, "connectClientReq without a client slot");
+		conn_send_pdu(c, rspro_gen_connect_client_res(
+					 &c->srv->identity,
+					 ResultCode_illegalClientId, NULL));
+		conn_set_state(c, CONN_CLOSING, "no client slot");
+		return;
+	}
+	snprintf(c->name, sizeof(c->name), "client %ld:%ld @%s",
+		 req->clientSlot->clientId, req->clientSlot->slotNr, c->peer);
+	lws_sul_cancel(&c->sul_connect);
+	conn_set_state(c, CONN_CLIENT, "connectClientReq");
+	conn_send_pdu(c, rspro_gen_connect_client_res(&c->srv->identity,
+						      ResultCode_ok, NULL));
+}
+
+static void conn_handle_pdu(struct rspro_conn *c, const uint8_t *data,
+			    size_t len)
+{
+	char err[200] = "";
+	RsproPDU_t *pdu;
+	int rc = rspro_decode(data, len, &pdu, err, sizeof(err));
+
+	if (rc == RSPRO_ERR_UNKNOWN_MSG) {
+		/* a newer peer: say so, keep the link (as osmo-remsim does) */
+		LOGI(c->name, "ignoring %s", err);
+		return;
+	}
+	if (rc) {
+		LOGE(c->name, "bad RSPRO PDU (%s): %s; closing",
+		     rspro_strerror(rc), err);
+		rspro_pdu_free(pdu);
+		conn_set_state(c, CONN_CLOSING, rspro_strerror(rc));
+		return;
+	}
+	LOGD(c->name, "rx %s", rspro_pdu_name(pdu));
+	switch (pdu->msg.present) {
+	case RsproPDUchoice_PR_connectBankReq:
+		if (c->state == CONN_NEW)
+			conn_handle_connect_bank(c,
+				&pdu->msg.choice.connectBankReq);
+		break;
+	case RsproPDUchoice_PR_connectClientReq:
+		if (c->state == CONN_NEW)
+			conn_handle_connect_client(c,
+				&pdu->msg.choice.connectClientReq);
+		break;
+	default:
+		if (c->state == CONN_NEW)
+			LOGI(c->name, "%s before any connect request: ignored",
+			     rspro_pdu_name(pdu));
+		else
+			LOGI(c->name, "%s not handled", rspro_pdu_name(pdu));
+		break;
+	}
+	rspro_pdu_free(pdu);
+}
+
+/* Takes every complete frame out of the reader; -1: close the link. */
+static int conn_handle_frames(struct rspro_conn *c)
+{
+	struct ipa_frame f;
+	uint8_t reply[4];
+	size_t n;
+	int rc;
+
+	while ((rc = ipa_reader_next(&c->rd, &f)) == 1) {
+		if (f.stream == IPA_STREAM_CCM) {
+			if (f.data[0] == IPA_CCM_PONG)
+				conn_got_pong(c);
+			n = ipa_ccm_reply(&f, reply);
+			if (n)
+				conn_queue(c, reply, n);
+		} else if (f.stream == IPA_STREAM_OSMO &&
+			   f.ext == IPA_OSMO_EXT_RSPRO) {
+			conn_handle_pdu(c, f.data, f.len);
+		} else {
+			LOGI(c->name, "ignoring IPA stream 0x%02x", f.stream);
+		}
+		if (c->state == CONN_CLOSING && !c->out_len)
+			return -1;
+	}
+	if (rc < 0) {
+		LOGE(c->name, "%s: closing", ipa_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+static void conn_init(struct rspro_conn *c, struct lws *wsi)
+{
+	char ip[48] = "?";
+	int port = 0;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = lws_get_socket_fd(wsi);
+
+	c->srv = lws_context_user(lws_get_context(wsi));
+	c->wsi = wsi;
+	c->state = CONN_NEW;
+	ipa_reader_init(&c->rd);
+	if (fd >= 0 && !getpeername(fd, (struct sockaddr *)&ss, &sl)) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			lws_write_numeric_address(s6->sin6_addr.s6_addr, 16, ip,
+						  sizeof(ip));
+			port = ntohs(s6->sin6_port);
+			/* v4-mapped: show it as plain IPv4 */
+			if (!strncmp(ip, "::ffff:", 7))
+				memmove(ip, ip + 7, strlen(ip + 7) + 1);
+		} else if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+			lws_write_numeric_address((uint8_t *)&s4->sin_addr, 4,
+						  ip, sizeof(ip));
+			port = ntohs(s4->sin_port);
+		}
+	}
+	snprintf(c->peer, sizeof(c->peer), strchr(ip, ':') ? "[%s]:%d" :
+		 "%s:%d", ip, port);
+	snprintf(c->name, sizeof(c->name), "conn @%s", c->peer);
+	LOGI(c->name, "TCP connection accepted");
+	/* osmo-remsim's server PINGs at once; its peers expect it */
+	conn_ping(c);
+	conn_schedule(c, &c->sul_connect, conn_connect_overdue,
+		      c->srv->cfg.connect_timeout_ms);
+}
+
+static void conn_cleanup(struct rspro_conn *c)
+{
+	lws_sul_cancel(&c->sul_ping);
+	lws_sul_cancel(&c->sul_pong);
+	lws_sul_cancel(&c->sul_connect);
+	LOGN(c->name, "connection closed");
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_cap = 0;
+}
+
+static int conn_write(struct rspro_conn *c)
+{
+	uint8_t buf[LWS_PRE + CONN_WRITE_CHUNK];
+	size_t n = c->out_len < CONN_WRITE_CHUNK ? c->out_len : CONN_WRITE_CHUNK;
+
+	if (!n)
+		return c->state == CONN_CLOSING ? -1 : 0;
+	memcpy(buf + LWS_PRE, c->out, n);
+	if (lws_write(c->wsi, buf + LWS_PRE, n, LWS_WRITE_RAW) < (int)n) {
+		LOGE(c->name, "write failed: closing");
+		return -1;
+	}
+	memmove(c->out, c->out + n, c->out_len - n);
+	c->out_len -= n;
+	if (c->out_len || c->state == CONN_CLOSING)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+static int rspro_server_callback(struct lws *wsi,
+				 enum lws_callback_reasons reason, void *user,
+				 void *in, size_t len)
+{
+	struct rspro_conn *c = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_RAW_ADOPT:
+		conn_init(c, wsi);
+		break;
+	case LWS_CALLBACK_RAW_RX: {
+		const uint8_t *p = in;
+
+		while (len) {
+			size_t room;
+			uint8_t *dst = ipa_reader_space(&c->rd, &room);
+			size_t n = len < room ? len : room;
+
+			if (!n) {
+				LOGE(c->name, "receive buffer full: closing");
+				return -1;
+			}
+			memcpy(dst, p, n);
+			ipa_reader_commit(&c->rd, n);
+			p += n;
+			len -= n;
+			if (conn_handle_frames(c))
+				return -1;
+		}
+		break;
+	}
+	case LWS_CALLBACK_RAW_WRITEABLE:
+		return conn_write(c);
+	case LWS_CALLBACK_RAW_CLOSE:
+		conn_cleanup(c);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+const struct lws_protocols rspro_server_protocol = {
+	.name = "remsim-rspro",
+	.callback = rspro_server_callback,
+	.per_session_data_size = sizeof(struct rspro_conn),
+	.rx_buffer_size = 0,
+};
+
+int rspro_server_start(struct server *srv)
+{
+	static const struct lws_protocols *pprotocols[] = {
+		&rspro_server_protocol, NULL,
+	};
+	struct lws_context_creation_info info;
+
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = "rspro";
+	info.port = srv->cfg.rspro_port;
+	info.iface = srv->cfg.rspro_bind;
+	info.pprotocols = pprotocols;
+	info.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
+	info.listen_accept_role = "raw-skt";
+	info.listen_accept_protocol = rspro_server_protocol.name;
+	srv->rspro_vh = lws_create_vhost(srv->ctx, &info);
+	if (!srv->rspro_vh) {
+		LOGE(NULL, "cannot listen for RSPRO on %s port %d",
+		     srv->cfg.rspro_bind ? srv->cfg.rspro_bind : "*",
+		     srv->cfg.rspro_port);
+		return -1;
+	}
+	LOGN(NULL, "RSPRO listening on %s port %d",
+	     srv->cfg.rspro_bind ? srv->cfg.rspro_bind : "*",
+	     srv->cfg.rspro_port);
+	return 0;
+}

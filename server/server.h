@@ -1,0 +1,56 @@
+/*
+ * server: what the parts of remsim-server share: its configuration, the
+ * one libwebsockets context that owns the event loop, and the entry points
+ * of each part (RSPRO listener, database, HTTP).
+ */
+#ifndef REMSIM_SERVER_H
+#define REMSIM_SERVER_H
+
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "rspro.h"
+
+#define SERVER_DEFAULT_RSPRO_PORT	9998
+#define SERVER_DEFAULT_HTTP_PORT	9997
+#define SERVER_DEFAULT_BANKD_PORT	9999
+
+/* Who may connect to a listener without a valid token. */
+enum auth_policy {
+	AUTH_REQUIRED,	/* no token, no service */
+	AUTH_OPTIONAL,	/* osmo-remsim peers allowed, marked unauthenticated */
+	AUTH_OFF,	/* tokens ignored */
+};
+
+struct server_config {
+	const char *rspro_bind;		/* NULL: all interfaces, v4 + v6 */
+	int rspro_port;
+	const char *http_bind;
+	int http_port;
+	const char *db_conninfo;	/* NULL: libpq's PG* environment */
+	const char *key_path;		/* server secret key */
+	enum auth_policy rspro_auth;
+	int bankd_port;			/* told to clients for osmo bankds */
+	uint32_t ping_interval_ms;
+	uint32_t pong_timeout_ms;
+	uint32_t connect_timeout_ms;	/* TCP up -> connect request */
+};
+
+struct server {
+	struct server_config cfg;
+	struct lws_context *ctx;
+	struct lws_vhost *rspro_vh;
+	struct rspro_identity identity;	/* what we say we are */
+	char hostname[33];
+	volatile int stopping;
+};
+
+const char *auth_policy_name(enum auth_policy p);
+int auth_policy_parse(const char *s, enum auth_policy *p);
+
+/* rspro_server.c */
+extern const struct lws_protocols rspro_server_protocol;
+int rspro_server_start(struct server *srv);
+
+#endif
