@@ -13,6 +13,9 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "control.h"
+#include "db.h"
+#include "link.h"
 #include "log.h"
 #include "server.h"
 
@@ -196,6 +199,57 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 	return 0;
 }
 
+static const char *const db_channels[] = {
+	"remsim_slotmaps", "remsim_tokens", NULL,
+};
+
+static void on_db_up(struct db *db, void *user)
+{
+	LOGN("db", "database ready");
+	control_db_up(&server);
+}
+
+static void on_db_down(struct db *db, const char *reason, void *user)
+{
+	LOGE("db", "database lost (%s): serving connected agents from memory",
+	     reason);
+}
+
+static void on_db_notify(struct db *db, const char *channel,
+			 const char *payload, void *user)
+{
+	LOGI("db", "notification on %s: %s", channel, payload);
+	control_db_notify(&server, channel, payload);
+}
+
+/* A vhost without a listener: the database socket is adopted into it. */
+static int start_internal_vhost(struct server *srv)
+{
+	static const struct lws_protocols *pprotocols[] = { &db_protocol, NULL };
+	struct lws_context_creation_info info;
+
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = "internal";
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.pprotocols = pprotocols;
+	srv->internal_vh = lws_create_vhost(srv->ctx, &info);
+	return srv->internal_vh ? 0 : -1;
+}
+
+static int start_db(struct server *srv)
+{
+	static const struct db_callbacks cb = {
+		.on_up = on_db_up,
+		.on_down = on_db_down,
+		.on_notify = on_db_notify,
+	};
+
+	srv->db = db_new(srv, srv->cfg.db_conninfo, db_channels, &cb);
+	if (!srv->db)
+		return -1;
+	return db_start(srv->db);
+}
+
 static void on_signal(int sig)
 {
 	server.stopping = sig;
@@ -258,8 +312,12 @@ int main(int argc, char **argv)
 		LOGE(NULL, "cannot create the event loop");
 		return 1;
 	}
-	if (rspro_server_start(&server)) {
+	if (control_init(&server) || start_internal_vhost(&server) ||
+	    start_db(&server) ||
+	    rspro_server_start(&server)) {
+		db_free(server.db);
 		lws_context_destroy(server.ctx);
+		control_free(&server);
 		return 1;
 	}
 	LOGN(NULL, "remsim-server %s running (RSPRO auth %s)", REMSIM_VERSION,
@@ -271,7 +329,15 @@ int main(int argc, char **argv)
 	}
 	LOGN(NULL, "%s: shutting down",
 	     server.stopping ? strsignal(server.stopping) : "loop ended");
+	control_shutdown(&server);
+	/* let the last database writes through, for at most 2 s */
+	for (int64_t end = link_now_ms() + 2000;
+	     !db_is_idle(server.db) && link_now_ms() < end;)
+		lws_service(server.ctx, 0);
+	db_free(server.db);
+	server.db = NULL;
 	lws_context_destroy(server.ctx);
+	control_free(&server);
 	LOGN(NULL, "stopped");
 	return 0;
 }

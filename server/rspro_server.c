@@ -9,7 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "control.h"
 #include "ipa.h"
+#include "link.h"
 #include "log.h"
 #include "rspro.h"
 #include "server.h"
@@ -37,6 +42,9 @@ struct rspro_conn {
 	enum conn_state state;
 	char peer[64];		/* "127.0.0.1:51234" */
 	char name[96];		/* log context */
+	struct rspro_ip_port peer_ip;
+	void *user;		/* the control plane's bankd or client */
+	int64_t ping_sent_ms;	/* when the unanswered PING went out */
 	struct ipa_reader rd;
 	uint8_t *out;
 	size_t out_len;
@@ -86,7 +94,7 @@ static int conn_queue(struct rspro_conn *c, const uint8_t *data, size_t len)
 	return 0;
 }
 
-static int conn_send_pdu(struct rspro_conn *c, RsproPDU_t *pdu)
+int rspro_conn_send(struct rspro_conn *c, RsproPDU_t *pdu)
 {
 	uint8_t buf[IPA_MAX_TX_FRAME];
 	char err[160];
@@ -138,12 +146,19 @@ static void conn_pong_overdue(lws_sorted_usec_list_t *sul)
 			LWS_TO_KILL_ASYNC);
 }
 
-static void conn_ping(struct rspro_conn *c)
+static void conn_ping_with_timeout(struct rspro_conn *c, uint32_t ms)
 {
 	conn_send_ccm(c, IPA_CCM_PING);
+	if (!c->waiting_pong)
+		c->ping_sent_ms = link_now_ms();
 	c->waiting_pong = 1;
-	conn_schedule(c, &c->sul_pong, conn_pong_overdue,
-		      c->srv->cfg.pong_timeout_ms);
+	lws_sul_cancel(&c->sul_ping);
+	conn_schedule(c, &c->sul_pong, conn_pong_overdue, ms);
+}
+
+static void conn_ping(struct rspro_conn *c)
+{
+	conn_ping_with_timeout(c, c->srv->cfg.pong_timeout_ms);
 }
 
 static void conn_ping_due(lws_sorted_usec_list_t *sul)
@@ -175,53 +190,78 @@ static void conn_got_pong(struct rspro_conn *c)
 		      c->srv->cfg.ping_interval_ms);
 }
 
+/* Refuses a connect request: answer with the result, then close. */
+static void conn_refuse(struct rspro_conn *c, RsproPDU_t *res, long result)
+{
+	LOGN(c->name, "connect refused: %s",
+	     rspro_result_name(result) ? rspro_result_name(result) : "?");
+	rspro_conn_send(c, res);
+	conn_set_state(c, CONN_CLOSING, "connect refused");
+}
+
 static void conn_handle_connect_bank(struct rspro_conn *c,
 				     const ConnectBankReq_t *req)
 {
+	long result;
+
 	if (req->identity.type != ComponentType_remsimBankd) {
 		/* osmo-remsim closes without an answer; we say why first */
 		LOGE(c->name, "connectBankReq from a %s: closing",
-		     rspro_component_type_name(req->identity.type) ?: "?");
+		     rspro_component_type_name(req->identity.type) ?
+		     rspro_component_type_name(req->identity.type) : "?");
 		conn_set_state(c, CONN_CLOSING, "wrong identity type");
 		return;
 	}
 	snprintf(c->name, sizeof(c->name), "bankd %ld @%s", req->bankId,
 		 c->peer);
 	lws_sul_cancel(&c->sul_connect);
+	result = control_bankd_connect(c->srv, c, req);
+	if (result != ResultCode_ok) {
+		conn_refuse(c, rspro_gen_connect_bank_res(&c->srv->identity,
+							  result, NULL), result);
+		return;
+	}
 	conn_set_state(c, CONN_BANKD, "connectBankReq");
-	LOGN(c->name, "bankd connected: %ld slots, %.*s %.*s",
-	     req->numberOfSlots, (int)req->identity.software.size,
-	     (const char *)req->identity.software.buf,
-	     (int)req->identity.swVersion.size,
-	     (const char *)req->identity.swVersion.buf);
-	conn_send_pdu(c, rspro_gen_connect_bank_res(&c->srv->identity,
-						    ResultCode_ok, NULL));
+	rspro_conn_send(c, rspro_gen_connect_bank_res(&c->srv->identity,
+						      ResultCode_ok, NULL));
+	control_bankd_up(c->srv, c);
 }
 
 static void conn_handle_connect_client(struct rspro_conn *c,
 				       const ConnectClientReq_t *req)
 {
+	long result;
+
 	if (req->identity.type != ComponentType_remsimClient) {
 		LOGE(c->name, "connectClientReq from a %s: closing",
-		     rspro_component_type_name(req->identity.type) ?: "?");
+		     rspro_component_type_name(req->identity.type) ?
+		     rspro_component_type_name(req->identity.type) : "?");
 		conn_set_state(c, CONN_CLOSING, "wrong identity type");
 		return;
 	}
 	if (!req->clientSlot) {
-		/* we do not assign client ids (yet): refuse clearly */
+		/* osmo-remsim drops these silently; we say why */
 		LOGE(c->name, "connectClientReq without a client slot");
-		conn_send_pdu(c, rspro_gen_connect_client_res(
-					 &c->srv->identity,
-					 ResultCode_illegalClientId, NULL));
-		conn_set_state(c, CONN_CLOSING, "no client slot");
+		conn_refuse(c, rspro_gen_connect_client_res(
+				       &c->srv->identity,
+				       ResultCode_illegalClientId, NULL),
+			    ResultCode_illegalClientId);
 		return;
 	}
 	snprintf(c->name, sizeof(c->name), "client %ld:%ld @%s",
 		 req->clientSlot->clientId, req->clientSlot->slotNr, c->peer);
 	lws_sul_cancel(&c->sul_connect);
+	result = control_client_connect(c->srv, c, req);
+	if (result != ResultCode_ok) {
+		conn_refuse(c, rspro_gen_connect_client_res(&c->srv->identity,
+							    result, NULL),
+			    result);
+		return;
+	}
 	conn_set_state(c, CONN_CLIENT, "connectClientReq");
-	conn_send_pdu(c, rspro_gen_connect_client_res(&c->srv->identity,
-						      ResultCode_ok, NULL));
+	rspro_conn_send(c, rspro_gen_connect_client_res(&c->srv->identity,
+							ResultCode_ok, NULL));
+	control_client_up(c->srv, c);
 }
 
 static void conn_handle_pdu(struct rspro_conn *c, const uint8_t *data,
@@ -256,11 +296,11 @@ static void conn_handle_pdu(struct rspro_conn *c, const uint8_t *data,
 				&pdu->msg.choice.connectClientReq);
 		break;
 	default:
-		if (c->state == CONN_NEW)
+		if (c->state == CONN_BANKD || c->state == CONN_CLIENT)
+			control_handle_pdu(c->srv, c, pdu);
+		else
 			LOGI(c->name, "%s before any connect request: ignored",
 			     rspro_pdu_name(pdu));
-		else
-			LOGI(c->name, "%s not handled", rspro_pdu_name(pdu));
 		break;
 	}
 	rspro_pdu_free(pdu);
@@ -313,19 +353,23 @@ static void conn_init(struct rspro_conn *c, struct lws *wsi)
 		if (ss.ss_family == AF_INET6) {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 
-			lws_write_numeric_address(s6->sin6_addr.s6_addr, 16, ip,
-						  sizeof(ip));
 			port = ntohs(s6->sin6_port);
-			/* v4-mapped: show it as plain IPv4 */
-			if (!strncmp(ip, "::ffff:", 7))
-				memmove(ip, ip + 7, strlen(ip + 7) + 1);
+			if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+				/* an IPv4 peer on the dual-stack socket */
+				c->peer_ip.family = AF_INET;
+				memcpy(c->peer_ip.addr, s6->sin6_addr.s6_addr + 12, 4);
+			} else {
+				c->peer_ip.family = AF_INET6;
+				memcpy(c->peer_ip.addr, s6->sin6_addr.s6_addr, 16);
+			}
 		} else if (ss.ss_family == AF_INET) {
 			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 
-			lws_write_numeric_address((uint8_t *)&s4->sin_addr, 4,
-						  ip, sizeof(ip));
 			port = ntohs(s4->sin_port);
+			c->peer_ip.family = AF_INET;
+			memcpy(c->peer_ip.addr, &s4->sin_addr, 4);
 		}
+		inet_ntop(c->peer_ip.family, c->peer_ip.addr, ip, sizeof(ip));
 	}
 	snprintf(c->peer, sizeof(c->peer), strchr(ip, ':') ? "[%s]:%d" :
 		 "%s:%d", ip, port);
@@ -339,6 +383,9 @@ static void conn_init(struct rspro_conn *c, struct lws *wsi)
 
 static void conn_cleanup(struct rspro_conn *c)
 {
+	if (c->user)
+		control_conn_gone(c->srv, c);
+	c->user = NULL;
 	lws_sul_cancel(&c->sul_ping);
 	lws_sul_cancel(&c->sul_pong);
 	lws_sul_cancel(&c->sul_connect);
@@ -407,6 +454,57 @@ static int rspro_server_callback(struct lws *wsi,
 		break;
 	}
 	return 0;
+}
+
+void rspro_conn_close(struct rspro_conn *c, const char *reason)
+{
+	conn_set_state(c, CONN_CLOSING, reason);
+	/* the WRITEABLE callback closes once the queue is empty */
+	lws_callback_on_writable(c->wsi);
+}
+
+const char *rspro_conn_name(const struct rspro_conn *c)
+{
+	return c->name;
+}
+
+const char *rspro_conn_peer(const struct rspro_conn *c)
+{
+	return c->peer;
+}
+
+void rspro_conn_peer_ip(const struct rspro_conn *c, struct rspro_ip_port *ip)
+{
+	*ip = c->peer_ip;
+	ip->port = 0;
+}
+
+int64_t rspro_conn_pong_overdue_ms(const struct rspro_conn *c)
+{
+	int64_t late;
+
+	if (!c->waiting_pong)
+		return 0;
+	/* a PONG is normally back within a round trip */
+	late = link_now_ms() - c->ping_sent_ms - 1000;
+	return late > 0 ? late : 0;
+}
+
+void rspro_conn_probe(struct rspro_conn *c, uint32_t ms)
+{
+	if (c->waiting_pong)
+		return;
+	conn_ping_with_timeout(c, ms);
+}
+
+void rspro_conn_set_user(struct rspro_conn *c, void *user)
+{
+	c->user = user;
+}
+
+void *rspro_conn_get_user(const struct rspro_conn *c)
+{
+	return c->user;
 }
 
 const struct lws_protocols rspro_server_protocol = {

@@ -41,6 +41,9 @@ struct server {
 	struct server_config cfg;
 	struct lws_context *ctx;
 	struct lws_vhost *rspro_vh;
+	struct lws_vhost *internal_vh;	/* no listener: adopted fds (db) */
+	struct db *db;
+	struct control *control;
 	struct rspro_identity identity;	/* what we say we are */
 	char hostname[33];
 	volatile int stopping;
@@ -49,8 +52,28 @@ struct server {
 const char *auth_policy_name(enum auth_policy p);
 int auth_policy_parse(const char *s, enum auth_policy *p);
 
+/* db.c */
+extern const struct lws_protocols db_protocol;
+
 /* rspro_server.c */
 extern const struct lws_protocols rspro_server_protocol;
 int rspro_server_start(struct server *srv);
+
+/* What the control plane may do with a connection (rspro_server.c). */
+struct rspro_conn;
+/* Encodes and queues pdu, then frees it. 0 or -1 (logged). */
+int rspro_conn_send(struct rspro_conn *c, RsproPDU_t *pdu);
+/* Closes after what is queued has been sent. */
+void rspro_conn_close(struct rspro_conn *c, const char *reason);
+const char *rspro_conn_name(const struct rspro_conn *c);
+const char *rspro_conn_peer(const struct rspro_conn *c);
+/* The peer's IP address (port left 0). */
+void rspro_conn_peer_ip(const struct rspro_conn *c, struct rspro_ip_port *ip);
+/* Milliseconds the peer has been late with a PONG (0: not late). */
+int64_t rspro_conn_pong_overdue_ms(const struct rspro_conn *c);
+/* Sends a PING now and closes the link unless a PONG comes within ms. */
+void rspro_conn_probe(struct rspro_conn *c, uint32_t ms);
+void rspro_conn_set_user(struct rspro_conn *c, void *user);
+void *rspro_conn_get_user(const struct rspro_conn *c);
 
 #endif

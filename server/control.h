@@ -1,0 +1,60 @@
+/*
+ * control: the server's mapping control plane. It knows which bankds and
+ * clients are online, holds every slot mapping (loaded from PostgreSQL,
+ * changed through its notifications) and drives each mapping through
+ * osmo-remsim's lifecycle NEW -> UNACKNOWLEDGED -> ACTIVE -> DELETE_REQ ->
+ * DELETING -> gone, talking RSPRO to the bankd and the client.
+ */
+#ifndef REMSIM_CONTROL_H
+#define REMSIM_CONTROL_H
+
+#include <stdint.h>
+
+#include "rspro.h"
+
+struct server;
+struct rspro_conn;
+
+enum slotmap_state {
+	SLOTMAP_NEW,		/* known, not yet sent to its bankd */
+	SLOTMAP_UNACKNOWLEDGED,	/* createMappingReq sent */
+	SLOTMAP_ACTIVE,		/* bankd confirmed; client told */
+	SLOTMAP_DELETE_REQ,	/* to be removed from the bankd */
+	SLOTMAP_DELETING,	/* removeMappingReq sent */
+};
+
+const char *slotmap_state_name(enum slotmap_state st);
+
+int control_init(struct server *srv);
+/* Before exit: record that every agent is now offline. */
+void control_shutdown(struct server *srv);
+void control_free(struct server *srv);
+
+/* From rspro_server: a peer identified itself; returns the ResultCode. */
+long control_bankd_connect(struct server *srv, struct rspro_conn *conn,
+			   const ConnectBankReq_t *req);
+long control_client_connect(struct server *srv, struct rspro_conn *conn,
+			    const ConnectClientReq_t *req);
+/* ... after its ok response went out: push what it needs to know. */
+void control_bankd_up(struct server *srv, struct rspro_conn *conn);
+void control_client_up(struct server *srv, struct rspro_conn *conn);
+/* An identified peer's connection closed. */
+void control_conn_gone(struct server *srv, struct rspro_conn *conn);
+/* An RSPRO message from an identified peer. */
+void control_handle_pdu(struct server *srv, struct rspro_conn *conn,
+			const RsproPDU_t *pdu);
+
+/* From the database. */
+void control_db_up(struct server *srv);
+void control_db_notify(struct server *srv, const char *channel,
+		       const char *payload);
+
+/* Counts for logs and /metrics. */
+struct control_stats {
+	unsigned banks_online;
+	unsigned clients_online;
+	unsigned maps[SLOTMAP_DELETING + 1];
+};
+void control_get_stats(struct server *srv, struct control_stats *st);
+
+#endif

@@ -1,0 +1,192 @@
+"""The mapping control plane, end to end with real PostgreSQL: a plain SQL
+INSERT into slotmaps reaches the bankd (createMappingReq) and, once the bankd
+confirms, the client (configClientBankReq); SQL DELETE and UPDATE undo and
+move it; mapping states in SQL follow; a restarted server pushes every
+mapping again. The agents are scripted RSPRO peers sending osmo-remsim 1.0's
+bytes."""
+import time
+
+import pytest
+from rspro_peer import OSMO_CONNECT_BANK_REQ, OSMO_CONNECT_CLIENT_REQ, RsproPeer
+
+OK = {"version": 2, "tag": 0}
+
+
+def res(name, result="ok"):
+    return dict(OK, msg={name: {"result": result}})
+
+
+@pytest.fixture
+def server(spawn, bin_path, free_port_factory, postgres):
+    def start(*args, name="server"):
+        port = free_port_factory()
+        proc = spawn([str(bin_path("server/remsim-server")), "--rspro-port", str(port),
+                      "--db", postgres.dsn, "--log-level", "info", *args], name=name,
+                     ready=port)
+        proc.port = port
+        proc.wait_for_log("slot mappings loaded")
+        return proc
+
+    return start
+
+
+@pytest.fixture
+def peer(bin_path):
+    peers = []
+
+    def connect(port, hello):
+        p = RsproPeer(str(bin_path("tools/remsimctl")), "127.0.0.1", port)
+        p.send(hello)
+        peers.append(p)
+        return p
+
+    yield connect
+    for p in peers:
+        p.close()
+
+
+def wait_sql(pg, sql, want, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pg.psql(sql)
+        if got == want or time.monotonic() > deadline:
+            assert got == want, sql
+            return
+        time.sleep(0.05)
+
+
+def connect_bankd(peer, srv):
+    bankd = peer(srv.port, OSMO_CONNECT_BANK_REQ)
+    bankd.expect("connectBankRes")
+    bankd.expect("resetStateReq")
+    bankd.send_json(res("resetStateRes"))
+    return bankd
+
+
+def connect_client(peer, srv):
+    client = peer(srv.port, OSMO_CONNECT_CLIENT_REQ)
+    client.expect("connectClientRes")
+    return client
+
+
+def test_sql_insert_and_delete_move_the_sim(server, peer, postgres):
+    srv = server()
+    bankd = connect_bankd(peer, srv)
+    client = connect_client(peer, srv)
+    wait_sql(postgres, "SELECT online FROM banks WHERE bank_id = 1", "t")
+    wait_sql(postgres, "SELECT online FROM client_slots WHERE client_id = 23", "t")
+
+    postgres.psql("INSERT INTO slotmaps (bank_id, bank_slot, client_id, client_slot) "
+                  "VALUES (1, 0, 23, 0)")
+    req = bankd.expect("createMappingReq")
+    assert req.msg == {"client": {"clientId": 23, "slotNr": 0},
+                       "bank": {"bankId": 1, "slotNr": 0}}
+    wait_sql(postgres, "SELECT state FROM slotmaps", "UNACKNOWLEDGED")
+    bankd.send_json(res("createMappingRes"))
+    cfg = client.expect("configClientBankReq")
+    assert cfg.msg == {"bankSlot": {"bankId": 1, "slotNr": 0},
+                       "bankd": {"ip": {"ipv4": "7f000001"}, "port": 9999}}
+    client.send_json(res("configClientBankRes"))
+    wait_sql(postgres, "SELECT state FROM slotmaps", "ACTIVE")
+
+    postgres.psql("DELETE FROM slotmaps")
+    req = bankd.expect("removeMappingReq")
+    assert req.msg["bank"] == {"bankId": 1, "slotNr": 0}
+    bankd.send_json(res("removeMappingRes"))
+    cfg = client.expect("configClientBankReq")
+    assert cfg.msg["bankd"] == {"ip": {"ipv4": "00000000"}, "port": 0}
+
+
+def test_sql_update_moves_to_another_bank_slot(server, peer, postgres):
+    srv = server()
+    bankd = connect_bankd(peer, srv)
+    client = connect_client(peer, srv)
+    postgres.psql("INSERT INTO slotmaps (bank_id, bank_slot, client_id, client_slot) "
+                  "VALUES (1, 0, 23, 0)")
+    bankd.expect("createMappingReq")
+    bankd.send_json(res("createMappingRes"))
+    client.expect("configClientBankReq")
+
+    postgres.psql("UPDATE slotmaps SET bank_slot = 3 WHERE client_id = 23")
+    assert bankd.expect("removeMappingReq").msg["bank"] == {"bankId": 1, "slotNr": 0}
+    assert bankd.expect("createMappingReq").msg["bank"] == {"bankId": 1, "slotNr": 3}
+    bankd.send_json(res("removeMappingRes"))
+    bankd.send_json(res("createMappingRes"))
+    cfg = client.expect("configClientBankReq")
+    assert cfg.msg["bankSlot"] == {"bankId": 1, "slotNr": 3}
+    wait_sql(postgres, "SELECT bank_slot, state FROM slotmaps", "3|ACTIVE")
+
+
+def test_bankd_refusal_is_not_reported_active(server, peer, postgres):
+    srv = server()
+    bankd = connect_bankd(peer, srv)
+    client = connect_client(peer, srv)
+    postgres.psql("INSERT INTO slotmaps (bank_id, bank_slot, client_id, client_slot) "
+                  "VALUES (1, 9, 23, 0)")
+    bankd.expect("createMappingReq")
+    bankd.send_json(res("createMappingRes", "illegalSlotId"))
+    srv.wait_for_log(r"bankd 1 refused mapping B1:9 <-> C23:0: illegalSlotId")
+    wait_sql(postgres, "SELECT state FROM slotmaps", "NEW")
+    wait_sql(postgres, "SELECT kind FROM events", "slotmap.refused")
+    # the client is not sent to a bankd that refused the mapping
+    deadline = time.monotonic() + 0.5
+    while (f := client.recv_frame(timeout=max(0.0, deadline - time.monotonic()))):
+        assert f.msg_name != "configClientBankReq"
+
+
+def test_mapping_made_before_agents_connect(server, peer, postgres):
+    postgres_insert = ("INSERT INTO slotmaps (bank_id, bank_slot, client_id, client_slot) "
+                       "VALUES (1, 1, 23, 0)")
+    srv = server()
+    postgres.psql(postgres_insert)
+    srv.wait_for_log(r"B1:1 <-> C23:0\] new mapping")
+    client = connect_client(peer, srv)
+    bankd = connect_bankd(peer, srv)
+    bankd.expect("createMappingReq")
+    bankd.send_json(res("createMappingRes"))
+    assert client.expect("configClientBankReq").msg["bankSlot"] == {"bankId": 1, "slotNr": 1}
+
+
+def test_server_restart_pushes_mappings_again(server, peer, postgres):
+    srv = server()
+    postgres.psql("INSERT INTO slotmaps (bank_id, bank_slot, client_id, client_slot) "
+                  "VALUES (1, 2, 23, 0)")
+    srv.wait_for_log("new mapping")
+    srv.kill9()
+    srv2 = server(name="server2")
+    bankd = connect_bankd(peer, srv2)
+    assert bankd.expect("createMappingReq").msg["bank"] == {"bankId": 1, "slotNr": 2}
+    bankd.send_json(res("createMappingRes"))
+    client = connect_client(peer, srv2)
+    assert client.expect("configClientBankReq").msg["bankSlot"] == {"bankId": 1, "slotNr": 2}
+    wait_sql(postgres, "SELECT state FROM slotmaps", "ACTIVE")
+
+
+def test_duplicate_identity_refused_while_first_is_alive(server, peer, postgres):
+    srv = server()
+    connect_bankd(peer, srv)
+    second = peer(srv.port, OSMO_CONNECT_BANK_REQ)
+    assert second.expect("connectBankRes").msg["result"] == "identityInUse"
+    assert second.closed_within(3)
+    srv.wait_for_log(r"bank 1 already connected from 127\.0\.0\.1:\d+: refused")
+    wait_sql(postgres, "SELECT kind FROM events", "identity.in_use")
+
+
+def test_duplicate_identity_takes_over_a_dead_connection(server, peer, postgres):
+    srv = server("--ping-interval", "200", "--pong-timeout", "5000")
+    first = peer(srv.port, OSMO_CONNECT_CLIENT_REQ)
+    first.expect("connectClientRes")
+    # the first client stops answering PINGs; once it is late, a newcomer takes over
+    time.sleep(1.5)
+    second = peer(srv.port, OSMO_CONNECT_CLIENT_REQ)
+    assert second.expect("connectClientRes").msg["result"] == "ok"
+    srv.wait_for_log(r"client 23:0 is taken over")
+    assert first.closed_within(3)
+
+
+def test_shutdown_marks_agents_offline(server, peer, postgres):
+    srv = server()
+    connect_bankd(peer, srv)
+    wait_sql(postgres, "SELECT online FROM banks", "t")
+    assert srv.terminate() == 0
+    assert postgres.psql("SELECT online FROM banks") == "f"
