@@ -183,6 +183,8 @@ void rspro_bank_slot_get(const BankSlot_t *in, struct rspro_bank_slot *out);
  * rspro_from_json() parses that form back (enums also as numbers).
  */
 json_t *rspro_to_json(const RsproPDU_t *pdu);
+/* The same rendering for one ComponentIdentity (for APIs and the database). */
+json_t *rspro_identity_to_json(const ComponentIdentity_t *id);
 int rspro_from_json(const json_t *j, RsproPDU_t **out, char *err,
 		    size_t errlen);
 

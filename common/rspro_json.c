@@ -205,6 +205,11 @@ json_t *rspro_to_json(const RsproPDU_t *pdu)
 	return rspro_value_to_json(&asn_DEF_RsproPDU, pdu);
 }
 
+json_t *rspro_identity_to_json(const ComponentIdentity_t *id)
+{
+	return rspro_value_to_json(&asn_DEF_ComponentIdentity, id);
+}
+
 /* ---- from JSON ---- */
 
 struct json_ctx {

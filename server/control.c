@@ -40,6 +40,7 @@ struct slotmap {
 	int indexed;	/* in the lookup tables (not yet being removed) */
 	int doomed;	/* deleted while its create was outstanding */
 	int seen;	/* found in the database by the last reload */
+	uint64_t seq;	/* creation order, for listings */
 	char name[48];	/* "B1:0 <-> C23:0" */
 };
 
@@ -55,6 +56,7 @@ struct pending {
 };
 
 struct bankd {
+	json_t *identity;	/* its ComponentIdentity, as JSON */
 	uint16_t bank_id;
 	uint16_t num_slots;
 	struct rspro_conn *conn;
@@ -63,6 +65,7 @@ struct bankd {
 };
 
 struct client {
+	json_t *identity;
 	struct rspro_client_slot slot;
 	struct rspro_conn *conn;
 	int told;			/* sent a configClientBankReq */
@@ -88,6 +91,7 @@ struct control {
 	struct idmap by_bank;		/* slot_key(bank, slot) -> slotmap */
 	struct idmap by_client;		/* slot_key(client, slot) -> slotmap */
 	int loaded;			/* mappings read from the database */
+	uint64_t map_seq;
 };
 
 #define CTX(map) ((map)->name)
@@ -127,17 +131,19 @@ static void persist_bankd(struct control *ctl, const struct bankd *b,
 			  int online, const char *peer)
 {
 	char id[8], n[8];
-	const char *p[4] = { id, online ? "true" : "false", peer, n };
+	char *comp = b->identity ? json_dumps(b->identity, JSON_COMPACT) : NULL;
+	const char *p[5] = { id, online ? "true" : "false", peer, n, comp };
 
 	snprintf(id, sizeof(id), "%u", b->bank_id);
 	snprintf(n, sizeof(n), "%u", b->num_slots);
 	control_db_write(ctl,
 		"INSERT INTO banks (bank_id, online, peer_addr, num_slots, "
-		"connected_at, last_seen) VALUES ($1, $2, $3, $4, now(), now()) "
-		"ON CONFLICT (bank_id) DO UPDATE SET online = $2, "
-		"peer_addr = $3, num_slots = $4, last_seen = now(), "
-		"connected_at = CASE WHEN $2 THEN now() "
-		"ELSE banks.connected_at END", 4, p);
+		"component, connected_at, last_seen) VALUES ($1, $2, $3, $4, "
+		"$5, now(), now()) ON CONFLICT (bank_id) DO UPDATE SET "
+		"online = $2, peer_addr = $3, num_slots = $4, component = $5, "
+		"last_seen = now(), connected_at = CASE WHEN $2 THEN now() "
+		"ELSE banks.connected_at END", 5, p);
+	free(comp);
 	if (online) {
 		/* the slot inventory, so free_bank_slots lists them */
 		control_db_write(ctl,
@@ -151,7 +157,9 @@ static void persist_client(struct control *ctl, const struct client *cl,
 			   int online, const char *peer)
 {
 	char id[8], slot[8];
-	const char *p[4] = { id, slot, online ? "true" : "false", peer };
+	char *comp = cl->identity ? json_dumps(cl->identity, JSON_COMPACT) :
+		     NULL;
+	const char *p[5] = { id, slot, online ? "true" : "false", peer, comp };
 
 	snprintf(id, sizeof(id), "%u", cl->slot.client_id);
 	snprintf(slot, sizeof(slot), "%u", cl->slot.slot_nr);
@@ -159,11 +167,12 @@ static void persist_client(struct control *ctl, const struct client *cl,
 			 "ON CONFLICT DO NOTHING", 1, p);
 	control_db_write(ctl,
 		"INSERT INTO client_slots (client_id, slot_nr, online, "
-		"peer_addr, connected_at, last_seen) VALUES ($1, $2, $3, $4, "
-		"now(), now()) ON CONFLICT (client_id, slot_nr) DO UPDATE SET "
-		"online = $3, peer_addr = $4, last_seen = now(), "
-		"connected_at = CASE WHEN $3 THEN now() "
-		"ELSE client_slots.connected_at END", 4, p);
+		"peer_addr, component, connected_at, last_seen) VALUES ($1, "
+		"$2, $3, $4, $5, now(), now()) ON CONFLICT (client_id, slot_nr) "
+		"DO UPDATE SET online = $3, peer_addr = $4, component = $5, "
+		"last_seen = now(), connected_at = CASE WHEN $3 THEN now() "
+		"ELSE client_slots.connected_at END", 5, p);
+	free(comp);
 }
 
 /* An audit event; dropped (but logged) while the database is away. */
@@ -369,6 +378,7 @@ static struct slotmap *map_add(struct control *ctl,
 	m->bank = *bank;
 	m->client = *client;
 	m->state = SLOTMAP_NEW;
+	m->seq = ++ctl->map_seq;
 	snprintf(m->name, sizeof(m->name), "B%u:%u <-> C%u:%u", bank->bank_id,
 		 bank->slot_nr, client->client_id, client->slot_nr);
 	if (idmap_put(&ctl->by_bank, slot_key(bank->bank_id, bank->slot_nr), m) ||
@@ -503,9 +513,11 @@ long control_bankd_connect(struct server *srv, struct rspro_conn *conn,
 	p->bankd.bank_id = (uint16_t)req->bankId;
 	p->bankd.num_slots = (uint16_t)req->numberOfSlots;
 	p->bankd.conn = conn;
+	p->bankd.identity = rspro_identity_to_json(&req->identity);
 	rspro_conn_peer_ip(conn, &p->bankd.addr);
 	p->bankd.addr.port = (uint16_t)srv->cfg.bankd_port;
 	if (idmap_put(&ctl->banks, (uint32_t)req->bankId, p)) {
+		json_decref(p->bankd.identity);
 		free(p);
 		return ResultCode_illegalBankId;
 	}
@@ -569,7 +581,9 @@ long control_client_connect(struct server *srv, struct rspro_conn *conn,
 	p->kind = PEER_CLIENT;
 	rspro_client_slot_get(req->clientSlot, &p->client.slot);
 	p->client.conn = conn;
+	p->client.identity = rspro_identity_to_json(&req->identity);
 	if (idmap_put(&ctl->clients, key, p)) {
+		json_decref(p->client.identity);
 		free(p);
 		return ResultCode_illegalClientId;
 	}
@@ -631,6 +645,8 @@ void control_conn_gone(struct server *srv, struct rspro_conn *conn)
 		persist_client(ctl, &p->client, 0, rspro_conn_peer(conn));
 		LOGN(rspro_conn_name(conn), "client offline");
 	}
+	json_decref(p->kind == PEER_BANKD ? p->bankd.identity :
+		    p->client.identity);
 	free(p);
 }
 
@@ -840,6 +856,92 @@ void control_db_notify(struct server *srv, const char *channel,
 	LOGD("db", "notification on %s: %s", channel, payload);
 	if (!strcmp(channel, "remsim_slotmaps") && srv->control->loaded)
 		control_slotmap_notify(srv->control, payload);
+}
+
+struct query_walk {
+	void (*bankd_fn)(const struct control_bankd_info *, void *);
+	void (*client_fn)(const struct control_client_info *, void *);
+	void *arg;
+};
+
+static void query_peer(uint32_t key, void *val, void *arg)
+{
+	struct query_walk *w = arg;
+	struct peer *p = val;
+
+	if (p->kind == PEER_BANKD && w->bankd_fn) {
+		struct control_bankd_info bi = {
+			.bank_id = p->bankd.bank_id,
+			.num_slots = p->bankd.num_slots,
+			.peer = rspro_conn_peer(p->bankd.conn),
+			.identity = p->bankd.identity,
+		};
+
+		w->bankd_fn(&bi, w->arg);
+	} else if (p->kind == PEER_CLIENT && w->client_fn) {
+		struct control_client_info ci = {
+			.slot = p->client.slot,
+			.peer = rspro_conn_peer(p->client.conn),
+			.identity = p->client.identity,
+		};
+
+		w->client_fn(&ci, w->arg);
+	}
+}
+
+void control_foreach_bankd(struct server *srv,
+			   void (*fn)(const struct control_bankd_info *, void *),
+			   void *arg)
+{
+	struct query_walk w = { .bankd_fn = fn, .arg = arg };
+
+	idmap_foreach(&srv->control->banks, query_peer, &w);
+}
+
+void control_foreach_client(struct server *srv,
+			    void (*fn)(const struct control_client_info *,
+				       void *),
+			    void *arg)
+{
+	struct query_walk w = { .client_fn = fn, .arg = arg };
+
+	idmap_foreach(&srv->control->clients, query_peer, &w);
+}
+
+static int map_info_cmp(const void *a, const void *b)
+{
+	const struct control_map_info *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void collect_map(uint32_t key, void *val, void *arg)
+{
+	struct control_map_info **out = arg;
+	const struct slotmap *m = val;
+
+	(*out)->bank = m->bank;
+	(*out)->client = m->client;
+	(*out)->state = m->state;
+	(*out)->seq = m->seq;
+	(*out)++;
+}
+
+struct control_map_info *control_list_maps(struct server *srv, size_t *n)
+{
+	struct control *ctl = srv->control;
+	struct control_map_info *list, *end;
+
+	*n = ctl->by_bank.count;
+	list = calloc(*n ? *n : 1, sizeof(*list));
+	if (!list) {
+		*n = 0;
+		return NULL;
+	}
+	end = list;
+	idmap_foreach(&ctl->by_bank, collect_map, &end);
+	qsort(list, *n, sizeof(*list), map_info_cmp);
+	return list;
 }
 
 void control_get_stats(struct server *srv, struct control_stats *st)

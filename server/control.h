@@ -10,6 +10,10 @@
 
 #include <stdint.h>
 
+#include <stddef.h>
+
+#include <jansson.h>
+
 #include "rspro.h"
 
 struct server;
@@ -48,6 +52,37 @@ void control_handle_pdu(struct server *srv, struct rspro_conn *conn,
 void control_db_up(struct server *srv);
 void control_db_notify(struct server *srv, const char *channel,
 		       const char *payload);
+
+/* Read-only views for the REST API and /metrics. */
+struct control_bankd_info {
+	uint16_t bank_id;
+	uint16_t num_slots;
+	const char *peer;		/* "127.0.0.1:40000" */
+	const json_t *identity;		/* ComponentIdentity as JSON */
+};
+
+struct control_client_info {
+	struct rspro_client_slot slot;
+	const char *peer;
+	const json_t *identity;
+};
+
+struct control_map_info {
+	struct rspro_bank_slot bank;
+	struct rspro_client_slot client;
+	enum slotmap_state state;
+	uint64_t seq;			/* creation order */
+};
+
+void control_foreach_bankd(struct server *srv,
+			   void (*fn)(const struct control_bankd_info *, void *),
+			   void *arg);
+void control_foreach_client(struct server *srv,
+			    void (*fn)(const struct control_client_info *,
+				       void *),
+			    void *arg);
+/* Every mapping (not those being removed), oldest first; free() it. */
+struct control_map_info *control_list_maps(struct server *srv, size_t *n);
 
 /* Counts for logs and /metrics. */
 struct control_stats {

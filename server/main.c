@@ -297,6 +297,26 @@ int main(int argc, char **argv)
 		.sw_version = REMSIM_VERSION,
 	};
 
+	if (token_init()) {
+		LOGE(NULL, "libsodium failed to initialise");
+		return 1;
+	}
+	if (server.cfg.key_path) {
+		char err[256];
+
+		if (token_keypair_load(server.cfg.key_path, &server.keypair, err,
+				       sizeof(err))) {
+			LOGE(NULL, "%s", err);
+			return 1;
+		}
+		server.have_key = 1;
+	} else if (server.cfg.rspro_auth == AUTH_REQUIRED) {
+		LOGE(NULL, "--rspro-auth required needs the server key "
+		     "(--key FILE, made by 'remsimctl keygen'); or run with "
+		     "--rspro-auth optional|off");
+		return 2;
+	}
+
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
@@ -338,6 +358,7 @@ int main(int argc, char **argv)
 	server.db = NULL;
 	lws_context_destroy(server.ctx);
 	control_free(&server);
+	token_keypair_wipe(&server.keypair);
 	LOGN(NULL, "stopped");
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include <libwebsockets.h>
 
 #include "rspro.h"
+#include "token.h"
 
 #define SERVER_DEFAULT_RSPRO_PORT	9998
 #define SERVER_DEFAULT_HTTP_PORT	9997
@@ -31,6 +32,7 @@ struct server_config {
 	const char *db_conninfo;	/* NULL: libpq's PG* environment */
 	const char *key_path;		/* server secret key */
 	enum auth_policy rspro_auth;
+	const char *v1_access;		/* "loopback" (default), "any", "off" */
 	int bankd_port;			/* told to clients for osmo bankds */
 	uint32_t ping_interval_ms;
 	uint32_t pong_timeout_ms;
@@ -46,6 +48,8 @@ struct server {
 	struct control *control;
 	struct rspro_identity identity;	/* what we say we are */
 	char hostname[33];
+	int have_key;			/* keypair loaded from cfg.key_path */
+	struct token_keypair keypair;
 	volatile int stopping;
 };
 

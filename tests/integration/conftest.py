@@ -700,3 +700,32 @@ def bin_path(build_dir):
         return path
 
     return find
+
+
+# ---------------------------------------------------------------------------------------------
+# remsim programs
+
+
+@pytest.fixture
+def remsim_server(spawn, bin_path, free_port_factory):
+    """remsim_server(pg=None, *args, name="server", auth="optional") -> Proc
+
+    Starts remsim-server on free RSPRO and HTTP ports (proc.port, proc.http_port), against
+    the PgCluster pg if given, and waits until it listens (and, with pg, until it has loaded
+    the slot mappings). auth is the --rspro-auth policy: "optional" lets the scripted
+    osmo-remsim peers in without tokens; extra args are appended.
+    """
+
+    def start(pg=None, *args, name="server", auth="optional"):
+        port, http_port = free_port_factory(), free_port_factory()
+        argv = [str(bin_path("server/remsim-server")), "--rspro-port", str(port),
+                "--http-port", str(http_port), "--log-level", "info", "--rspro-auth", auth]
+        if pg is not None:
+            argv += ["--db", pg.dsn]
+        proc = spawn(argv + [str(a) for a in args], name=name, ready=port)
+        proc.port, proc.http_port = port, http_port
+        if pg is not None:
+            proc.wait_for_log("slot mappings loaded")
+        return proc
+
+    return start

@@ -10,13 +10,10 @@ from rspro_peer import OSMO_CONNECT_BANK_REQ, PING, RsproPeer
 
 
 @pytest.fixture
-def server(spawn, bin_path, free_port_factory):
+def server(remsim_server):
     def start(pg, *args, name="server"):
-        port = free_port_factory()
-        proc = spawn([str(bin_path("server/remsim-server")), "--rspro-port", str(port),
-                      "--db", pg.dsn, "--log-level", "info", *args], name=name, ready=port)
-        proc.port = port
-        return proc
+        # without waiting for the database: some tests start it down
+        return remsim_server(None, "--db", pg.dsn, *args, name=name)
 
     return start
 

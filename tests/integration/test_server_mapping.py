@@ -17,17 +17,8 @@ def res(name, result="ok"):
 
 
 @pytest.fixture
-def server(spawn, bin_path, free_port_factory, postgres):
-    def start(*args, name="server"):
-        port = free_port_factory()
-        proc = spawn([str(bin_path("server/remsim-server")), "--rspro-port", str(port),
-                      "--db", postgres.dsn, "--log-level", "info", *args], name=name,
-                     ready=port)
-        proc.port = port
-        proc.wait_for_log("slot mappings loaded")
-        return proc
-
-    return start
+def server(remsim_server, postgres):
+    return lambda *args, name="server": remsim_server(postgres, *args, name=name)
 
 
 @pytest.fixture

@@ -11,15 +11,8 @@ from rspro_peer import OSMO_CONNECT_BANK_REQ, OSMO_CONNECT_CLIENT_REQ, PING, PON
 
 
 @pytest.fixture
-def server(spawn, bin_path, free_port_factory):
-    def start(*args):
-        port = free_port_factory()
-        proc = spawn([str(bin_path("server/remsim-server")), "--rspro-port", str(port),
-                      "--log-level", "info", *args], name="server", ready=port)
-        proc.port = port
-        return proc
-
-    return start
+def server(remsim_server):
+    return lambda *args: remsim_server(None, *args)
 
 
 @pytest.fixture
@@ -155,3 +148,17 @@ def test_bad_command_line(bin_path):
     assert r.returncode == 2 and "required, optional, off" in r.stderr
     r = subprocess.run([exe, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--rspro-port" in r.stdout
+
+
+def test_key_is_needed_for_required_auth(bin_path, tmp_path):
+    import os
+    import subprocess
+    exe = str(bin_path("server/remsim-server"))
+    r = subprocess.run([exe], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "needs the server key" in r.stderr
+    ctl = str(bin_path("tools/remsimctl"))
+    subprocess.run([ctl, "keygen", "--dir", str(tmp_path)], check=True, capture_output=True)
+    os.chmod(tmp_path / "server.key", 0o644)
+    r = subprocess.run([exe, "--key", str(tmp_path / "server.key")], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 1 and "chmod 600" in r.stderr
