@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "control.h"
 #include "db.h"
 #include "link.h"
@@ -206,6 +207,7 @@ static const char *const db_channels[] = {
 static void on_db_up(struct db *db, void *user)
 {
 	LOGN("db", "database ready");
+	auth_db_up(&server);
 	control_db_up(&server);
 }
 
@@ -219,7 +221,10 @@ static void on_db_notify(struct db *db, const char *channel,
 			 const char *payload, void *user)
 {
 	LOGI("db", "notification on %s: %s", channel, payload);
-	control_db_notify(&server, channel, payload);
+	if (!strcmp(channel, "remsim_tokens"))
+		auth_db_notify_revoked(&server, payload);
+	else
+		control_db_notify(&server, channel, payload);
 }
 
 /* A vhost without a listener: the database socket is adopted into it. */
@@ -332,7 +337,8 @@ int main(int argc, char **argv)
 		LOGE(NULL, "cannot create the event loop");
 		return 1;
 	}
-	if (control_init(&server) || start_internal_vhost(&server) ||
+	if (auth_init(&server) || control_init(&server) ||
+	    start_internal_vhost(&server) ||
 	    start_db(&server) ||
 	    rspro_server_start(&server)) {
 		db_free(server.db);
@@ -358,6 +364,7 @@ int main(int argc, char **argv)
 	server.db = NULL;
 	lws_context_destroy(server.ctx);
 	control_free(&server);
+	auth_free(&server);
 	token_keypair_wipe(&server.keypair);
 	LOGN(NULL, "stopped");
 	return 0;

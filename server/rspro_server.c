@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "auth.h"
 #include "control.h"
 #include "ipa.h"
 #include "link.h"
@@ -37,6 +38,7 @@ static const char *const conn_state_names[] = {
 };
 
 struct rspro_conn {
+	struct rspro_conn *next, *prev;	/* all connections, for revocations */
 	struct server *srv;
 	struct lws *wsi;
 	enum conn_state state;
@@ -45,6 +47,8 @@ struct rspro_conn {
 	struct rspro_ip_port peer_ip;
 	void *user;		/* the control plane's bankd or client */
 	int64_t ping_sent_ms;	/* when the unanswered PING went out */
+	int authenticated;	/* proved its identity with a token */
+	uint8_t token_id[TOKEN_ID_LEN];
 	struct ipa_reader rd;
 	uint8_t *out;
 	size_t out_len;
@@ -54,6 +58,8 @@ struct rspro_conn {
 	lws_sorted_usec_list_t sul_pong;	/* PONG overdue */
 	lws_sorted_usec_list_t sul_connect;	/* connect request overdue */
 };
+
+static struct rspro_conn *conn_list;
 
 static void conn_set_state(struct rspro_conn *c, enum conn_state st,
 			   const char *reason)
@@ -199,9 +205,30 @@ static void conn_refuse(struct rspro_conn *c, RsproPDU_t *res, long result)
 	conn_set_state(c, CONN_CLOSING, "connect refused");
 }
 
+/* Checks the peer's token; non-zero when the connect must be refused. */
+static int conn_authenticate(struct rspro_conn *c, const AuthToken_t *token,
+			     enum token_role role, long subject,
+			     struct auth_result *ar)
+{
+	auth_check_agent(c->srv, token, role, subject, ar);
+	if (ar->result != ResultCode_ok) {
+		LOGE(c->name, "authentication failed: %s", ar->why);
+		return -1;
+	}
+	if (ar->why[0])
+		LOGN(c->name, "%s", ar->why);
+	c->authenticated = ar->authenticated;
+	if (ar->authenticated)
+		memcpy(c->token_id, ar->claims.token_id, TOKEN_ID_LEN);
+	return 0;
+}
+
 static void conn_handle_connect_bank(struct rspro_conn *c,
 				     const ConnectBankReq_t *req)
 {
+	struct auth_result ar;
+	struct rspro_caps caps;
+	RsproPDU_t *res;
 	long result;
 
 	if (req->identity.type != ComponentType_remsimBankd) {
@@ -215,21 +242,29 @@ static void conn_handle_connect_bank(struct rspro_conn *c,
 	snprintf(c->name, sizeof(c->name), "bankd %ld @%s", req->bankId,
 		 c->peer);
 	lws_sul_cancel(&c->sul_connect);
-	result = control_bankd_connect(c->srv, c, req);
+	if (conn_authenticate(c, req->authToken, TOKEN_ROLE_BANKD, req->bankId,
+			      &ar))
+		result = ar.result;
+	else
+		result = control_bankd_connect(c->srv, c, req);
+	auth_caps(c->srv, &ar, &caps);
+	res = rspro_gen_connect_bank_res(&c->srv->identity, result,
+					 ar.presented ? &caps : NULL);
 	if (result != ResultCode_ok) {
-		conn_refuse(c, rspro_gen_connect_bank_res(&c->srv->identity,
-							  result, NULL), result);
+		conn_refuse(c, res, result);
 		return;
 	}
 	conn_set_state(c, CONN_BANKD, "connectBankReq");
-	rspro_conn_send(c, rspro_gen_connect_bank_res(&c->srv->identity,
-						      ResultCode_ok, NULL));
+	rspro_conn_send(c, res);
 	control_bankd_up(c->srv, c);
 }
 
 static void conn_handle_connect_client(struct rspro_conn *c,
 				       const ConnectClientReq_t *req)
 {
+	struct auth_result ar = { .result = ResultCode_ok };
+	struct rspro_caps caps;
+	RsproPDU_t *res;
 	long result;
 
 	if (req->identity.type != ComponentType_remsimClient) {
@@ -251,16 +286,20 @@ static void conn_handle_connect_client(struct rspro_conn *c,
 	snprintf(c->name, sizeof(c->name), "client %ld:%ld @%s",
 		 req->clientSlot->clientId, req->clientSlot->slotNr, c->peer);
 	lws_sul_cancel(&c->sul_connect);
-	result = control_client_connect(c->srv, c, req);
+	if (conn_authenticate(c, req->authToken, TOKEN_ROLE_CLIENT,
+			      req->clientSlot->clientId, &ar))
+		result = ar.result;
+	else
+		result = control_client_connect(c->srv, c, req);
+	auth_caps(c->srv, &ar, &caps);
+	res = rspro_gen_connect_client_res(&c->srv->identity, result,
+					   ar.presented ? &caps : NULL);
 	if (result != ResultCode_ok) {
-		conn_refuse(c, rspro_gen_connect_client_res(&c->srv->identity,
-							    result, NULL),
-			    result);
+		conn_refuse(c, res, result);
 		return;
 	}
 	conn_set_state(c, CONN_CLIENT, "connectClientReq");
-	rspro_conn_send(c, rspro_gen_connect_client_res(&c->srv->identity,
-							ResultCode_ok, NULL));
+	rspro_conn_send(c, res);
 	control_client_up(c->srv, c);
 }
 
@@ -375,6 +414,10 @@ static void conn_init(struct rspro_conn *c, struct lws *wsi)
 		 "%s:%d", ip, port);
 	snprintf(c->name, sizeof(c->name), "conn @%s", c->peer);
 	LOGI(c->name, "TCP connection accepted");
+	c->next = conn_list;
+	if (conn_list)
+		conn_list->prev = c;
+	conn_list = c;
 	/* osmo-remsim's server PINGs at once; its peers expect it */
 	conn_ping(c);
 	conn_schedule(c, &c->sul_connect, conn_connect_overdue,
@@ -386,6 +429,13 @@ static void conn_cleanup(struct rspro_conn *c)
 	if (c->user)
 		control_conn_gone(c->srv, c);
 	c->user = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (conn_list == c)
+		conn_list = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
 	lws_sul_cancel(&c->sul_ping);
 	lws_sul_cancel(&c->sul_pong);
 	lws_sul_cancel(&c->sul_connect);
@@ -495,6 +545,23 @@ void rspro_conn_probe(struct rspro_conn *c, uint32_t ms)
 	if (c->waiting_pong)
 		return;
 	conn_ping_with_timeout(c, ms);
+}
+
+int rspro_conn_authenticated(const struct rspro_conn *c)
+{
+	return c->authenticated;
+}
+
+void rspro_server_drop_token(struct server *srv, const uint8_t *token_id)
+{
+	for (struct rspro_conn *c = conn_list; c; c = c->next) {
+		if (!c->authenticated || c->state == CONN_CLOSING ||
+		    memcmp(c->token_id, token_id, TOKEN_ID_LEN))
+			continue;
+		LOGN(c->name, "its token was revoked: closing");
+		control_conn_gone(srv, c);
+		rspro_conn_close(c, "token revoked");
+	}
 }
 
 void rspro_conn_set_user(struct rspro_conn *c, void *user)

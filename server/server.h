@@ -46,6 +46,7 @@ struct server {
 	struct lws_vhost *internal_vh;	/* no listener: adopted fds (db) */
 	struct db *db;
 	struct control *control;
+	struct auth *auth;
 	struct rspro_identity identity;	/* what we say we are */
 	char hostname[33];
 	int have_key;			/* keypair loaded from cfg.key_path */
@@ -78,6 +79,10 @@ int64_t rspro_conn_pong_overdue_ms(const struct rspro_conn *c);
 /* Sends a PING now and closes the link unless a PONG comes within ms. */
 void rspro_conn_probe(struct rspro_conn *c, uint32_t ms);
 void rspro_conn_set_user(struct rspro_conn *c, void *user);
+/* Whether the peer proved its identity with a valid token. */
+int rspro_conn_authenticated(const struct rspro_conn *c);
+/* Closes every connection that authenticated with this token. */
+void rspro_server_drop_token(struct server *srv, const uint8_t *token_id);
 void *rspro_conn_get_user(const struct rspro_conn *c);
 
 #endif

@@ -43,7 +43,8 @@ static const char keygen_usage[] =
 
 static const char token_usage[] =
 	"usage: remsimctl token issue --key SECRET --role ROLE --id N "
-	"[--ttl 30d] [--json]\n"
+	"[--ttl 30d]\n"
+	"                             [--now UNIXTIME] [--json]\n"
 	"       remsimctl token verify --key KEYFILE [--role ROLE] [--id N]\n"
 	"                              [--skew 60s] [--now UNIXTIME] [--json] "
 	"TOKEN|-\n"
@@ -61,7 +62,8 @@ static const char token_usage[] =
 	"                       (verify: expect it)\n"
 	"  -t, --ttl DURATION   issue: validity, N[s|m|h|d] (default 30d)\n"
 	"  -s, --skew DURATION  verify: clock skew tolerated (default 60s)\n"
-	"  -n, --now UNIXTIME   verify: check as if it were this time\n"
+	"  -n, --now UNIXTIME   issue: sign as if it were this time;\n"
+	"                       verify: check as if it were this time\n"
 	"  -j, --json           print a JSON object instead of text\n"
 	"  -h, --help           show this help\n"
 	"\n"
@@ -363,9 +365,7 @@ static int token_parse_opts(const char *cmd, int argc, char **argv,
 						       "(N[s|m|h|d])", optarg);
 			break;
 		case 'n':
-			if (issue)
-				return ctl_usage_error(cmd, "--now is for "
-						       "'token verify'");
+			/* issue: as if issued then (tests, pre-dated tokens) */
 			if (parse_time(optarg, &o->now) < 0)
 				return ctl_usage_error(cmd, "bad --now '%s' "
 						       "(Unix seconds)",
@@ -425,6 +425,7 @@ static int cmd_token_issue(int argc, char **argv)
 		.role = TOKEN_ROLE_ANY,
 		.subject = TOKEN_SUBJECT_ANY,
 		.ttl = 30 * 86400,
+		.now = (int64_t)time(NULL),
 	};
 	struct token_keypair kp;
 	struct token_claims c;
@@ -441,7 +442,7 @@ static int cmd_token_issue(int argc, char **argv)
 		return CTL_EXIT_FAIL;
 	}
 	rc = token_issue(&kp, (enum token_role)o.role, (uint32_t)o.subject,
-			 (int64_t)time(NULL), o.ttl, text, sizeof(text), &c);
+			 o.now, o.ttl, text, sizeof(text), &c);
 	token_keypair_wipe(&kp);
 	if (rc == TOKEN_ERR_INVALID) {
 		ctl_error(cmd, "--ttl is too large");
