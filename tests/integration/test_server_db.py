@@ -6,7 +6,7 @@ import re
 import time
 
 import pytest
-from rspro_peer import OSMO_CONNECT_BANK_REQ, PING, RsproPeer
+from rspro_peer import OSMO_CONNECT_BANK_REQ, OSMO_CONNECT_CLIENT_REQ, PING, RsproPeer
 
 
 @pytest.fixture
@@ -54,25 +54,38 @@ def test_sql_change_notifies_server(server, postgres):
 
 def test_database_outage_keeps_agents_and_recovers(server, postgres, bin_path):
     srv = server(postgres)
-    srv.wait_for_log("database ready")
-    bankd = RsproPeer(str(bin_path("tools/remsimctl")), "127.0.0.1", srv.port)
+    srv.wait_for_log("slot mappings loaded")
+    ctl = str(bin_path("tools/remsimctl"))
+    bankd = RsproPeer(ctl, "127.0.0.1", srv.port)
     bankd.send(OSMO_CONNECT_BANK_REQ)
     bankd.expect("connectBankRes")
     postgres.stop()
     srv.wait_for_log(r"database lost .*serving connected agents from memory")
-    # the bankd keeps being served while the database is away
-    deadline = time.monotonic() + 3
+    # for 10 s without a database: the bankd is served, and a client can connect
+    client = RsproPeer(ctl, "127.0.0.1", srv.port)
+    client.send(OSMO_CONNECT_CLIENT_REQ)
+    assert client.expect("connectClientRes").msg["result"] == "ok"
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         bankd.send(PING)
         assert bankd.expect("PONG", timeout=2)
-        time.sleep(0.3)
+        client.send(PING)
+        assert client.expect("PONG", timeout=2)
+        time.sleep(0.5)
     mark = len(srv.log_text())
     postgres.start()
-    srv.wait_for_log("database ready", timeout=40, start=mark)
+    srv.wait_for_log("slot mappings loaded", timeout=40, start=mark)
+    # what happened meanwhile is written once the database is back
+    deadline = time.monotonic() + 5
+    while postgres.psql("SELECT online FROM client_slots WHERE client_id = 23") != "t":
+        assert time.monotonic() < deadline, "client state not written after the outage"
+        time.sleep(0.1)
+    assert postgres.psql("SELECT online FROM banks WHERE bank_id = 1") == "t"
     bankd.send(PING)
     assert bankd.expect("PONG")
     assert "connection closed" not in srv.log_text()
     bankd.close()
+    client.close()
 
 
 def test_unreachable_database_is_retried_with_a_clear_log(server, postgres, spawn, bin_path,
