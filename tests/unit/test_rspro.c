@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -579,6 +580,21 @@ static void test_json_errors(void **state)
 			  "not a ResultCode value");
 }
 
+static void test_identity_json(void **state)
+{
+	RsproPDU_t *p = rspro_gen_connect_bank_req(&bankd_id, 1, 2, NULL);
+	json_t *j = rspro_identity_to_json(
+		&p->msg.choice.connectBankReq.identity);
+	char *s = json_dumps(j, JSON_COMPACT);
+
+	assert_string_equal(s, "{\"type\":\"remsimBankd\",\"name\":"
+			    "\"fixme-name\",\"software\":\"remsim-bankd\","
+			    "\"swVersion\":\"1.0.0\"}");
+	free(s);
+	json_decref(j);
+	rspro_pdu_free(p);
+}
+
 static void test_names(void **state)
 {
 	assert_string_equal(rspro_msg_name(RsproPDUchoice_PR_tpduModemToCard),
@@ -610,6 +626,7 @@ int main(void)
 		cmocka_unit_test(test_encode_limits),
 		cmocka_unit_test(test_ipa_encode),
 		cmocka_unit_test(test_json_errors),
+		cmocka_unit_test(test_identity_json),
 		cmocka_unit_test(test_names),
 	};
 
