@@ -19,6 +19,7 @@
 
 #include "link.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 
 /* pg_advisory_xact_lock key of the schema migrations ("remsim" in ASCII) */
@@ -192,6 +193,7 @@ static void db_complete(struct db *db)
 	db->stats.last_rtt_ms = (now.tv_sec - db->sent_at.tv_sec) * 1e3 +
 				(now.tv_nsec - db->sent_at.tv_nsec) / 1e6;
 	db->stats.queries++;
+	metrics_db_rtt(db->stats.last_rtt_ms);
 	db->head = q->next;
 	if (!db->head)
 		db->tail = NULL;

@@ -17,6 +17,7 @@
 #include "ipa.h"
 #include "link.h"
 #include "log.h"
+#include "metrics.h"
 #include "rspro.h"
 #include "server.h"
 
@@ -117,6 +118,7 @@ int rspro_conn_send(struct rspro_conn *c, RsproPDU_t *pdu)
 		return -1;
 	}
 	LOGD(c->name, "tx %s", rspro_pdu_name(pdu));
+	metrics_rspro_tx(pdu->msg.present);
 	rspro_pdu_free(pdu);
 	return conn_queue(c, buf, (size_t)n);
 }
@@ -316,6 +318,7 @@ static void conn_handle_pdu(struct rspro_conn *c, const uint8_t *data,
 		return;
 	}
 	if (rc) {
+		metrics_rspro_bad_input();
 		LOGE(c->name, "bad RSPRO PDU (%s): %s; closing",
 		     rspro_strerror(rc), err);
 		rspro_pdu_free(pdu);
@@ -323,6 +326,7 @@ static void conn_handle_pdu(struct rspro_conn *c, const uint8_t *data,
 		return;
 	}
 	LOGD(c->name, "rx %s", rspro_pdu_name(pdu));
+	metrics_rspro_rx(pdu->msg.present);
 	switch (pdu->msg.present) {
 	case RsproPDUchoice_PR_connectBankReq:
 		if (c->state == CONN_NEW)
@@ -370,6 +374,7 @@ static int conn_handle_frames(struct rspro_conn *c)
 			return -1;
 	}
 	if (rc < 0) {
+		metrics_rspro_bad_input();
 		LOGE(c->name, "%s: closing", ipa_strerror(rc));
 		return -1;
 	}
