@@ -225,84 +225,75 @@ static int conn_authenticate(struct rspro_conn *c, const AuthToken_t *token,
 	return 0;
 }
 
-static void conn_handle_connect_bank(struct rspro_conn *c,
-				     const ConnectBankReq_t *req)
+/*
+ * connectBankReq and connectClientReq: the same steps with different
+ * types, roles and answers.
+ */
+static void conn_handle_connect(struct rspro_conn *c, const RsproPDU_t *pdu)
 {
-	struct auth_result ar;
-	struct rspro_caps caps;
-	RsproPDU_t *res;
-	long result;
-
-	if (req->identity.type != ComponentType_remsimBankd) {
-		/* osmo-remsim closes without an answer; we say why first */
-		LOGE(c->name, "connectBankReq from a %s: closing",
-		     rspro_component_type_name(req->identity.type) ?
-		     rspro_component_type_name(req->identity.type) : "?");
-		conn_set_state(c, CONN_CLOSING, "wrong identity type");
-		return;
-	}
-	snprintf(c->name, sizeof(c->name), "bankd %ld @%s", req->bankId,
-		 c->peer);
-	lws_sul_cancel(&c->sul_connect);
-	if (conn_authenticate(c, req->authToken, TOKEN_ROLE_BANKD, req->bankId,
-			      &ar))
-		result = ar.result;
-	else
-		result = control_bankd_connect(c->srv, c, req);
-	auth_caps(c->srv, &ar, &caps);
-	res = rspro_gen_connect_bank_res(&c->srv->identity, result,
-					 ar.presented ? &caps : NULL);
-	if (result != ResultCode_ok) {
-		conn_refuse(c, res, result);
-		return;
-	}
-	conn_set_state(c, CONN_BANKD, "connectBankReq");
-	rspro_conn_send(c, res);
-	control_bankd_up(c->srv, c);
-}
-
-static void conn_handle_connect_client(struct rspro_conn *c,
-				       const ConnectClientReq_t *req)
-{
+	int bankd = pdu->msg.present == RsproPDUchoice_PR_connectBankReq;
+	const ConnectBankReq_t *breq = &pdu->msg.choice.connectBankReq;
+	const ConnectClientReq_t *creq = &pdu->msg.choice.connectClientReq;
+	const ComponentIdentity_t *id = bankd ? &breq->identity :
+					&creq->identity;
+	long type = bankd ? ComponentType_remsimBankd :
+		    ComponentType_remsimClient;
+	RsproPDU_t *(*gen_res)(const struct rspro_identity *, ResultCode_t,
+			       const struct rspro_caps *) =
+		bankd ? rspro_gen_connect_bank_res :
+			rspro_gen_connect_client_res;
 	struct auth_result ar = { .result = ResultCode_ok };
 	struct rspro_caps caps;
-	RsproPDU_t *res;
 	long result;
 
-	if (req->identity.type != ComponentType_remsimClient) {
-		LOGE(c->name, "connectClientReq from a %s: closing",
-		     rspro_component_type_name(req->identity.type) ?
-		     rspro_component_type_name(req->identity.type) : "?");
+	if (id->type != type) {
+		/* osmo-remsim closes without an answer; we say why first */
+		LOGE(c->name, "%s from a %s: closing", rspro_pdu_name(pdu),
+		     rspro_component_type_name(id->type) ?
+		     rspro_component_type_name(id->type) : "?");
 		conn_set_state(c, CONN_CLOSING, "wrong identity type");
 		return;
 	}
-	if (!req->clientSlot) {
+	if (!bankd && !creq->clientSlot) {
 		/* osmo-remsim drops these silently; we say why */
 		LOGE(c->name, "connectClientReq without a client slot");
-		conn_refuse(c, rspro_gen_connect_client_res(
-				       &c->srv->identity,
+		conn_refuse(c, gen_res(&c->srv->identity,
 				       ResultCode_illegalClientId, NULL),
 			    ResultCode_illegalClientId);
 		return;
 	}
-	snprintf(c->name, sizeof(c->name), "client %ld:%ld @%s",
-		 req->clientSlot->clientId, req->clientSlot->slotNr, c->peer);
-	lws_sul_cancel(&c->sul_connect);
-	if (conn_authenticate(c, req->authToken, TOKEN_ROLE_CLIENT,
-			      req->clientSlot->clientId, &ar))
-		result = ar.result;
+	if (bankd)
+		snprintf(c->name, sizeof(c->name), "bankd %ld @%s",
+			 breq->bankId, c->peer);
 	else
-		result = control_client_connect(c->srv, c, req);
+		snprintf(c->name, sizeof(c->name), "client %ld:%ld @%s",
+			 creq->clientSlot->clientId, creq->clientSlot->slotNr,
+			 c->peer);
+	lws_sul_cancel(&c->sul_connect);
+
+	if (conn_authenticate(c, bankd ? breq->authToken : creq->authToken,
+			      bankd ? TOKEN_ROLE_BANKD : TOKEN_ROLE_CLIENT,
+			      bankd ? breq->bankId : creq->clientSlot->clientId,
+			      &ar))
+		result = ar.result;
+	else if (bankd)
+		result = control_bankd_connect(c->srv, c, breq);
+	else
+		result = control_client_connect(c->srv, c, creq);
 	auth_caps(c->srv, &ar, &caps);
-	res = rspro_gen_connect_client_res(&c->srv->identity, result,
-					   ar.presented ? &caps : NULL);
 	if (result != ResultCode_ok) {
-		conn_refuse(c, res, result);
+		conn_refuse(c, gen_res(&c->srv->identity, result,
+				       ar.presented ? &caps : NULL), result);
 		return;
 	}
-	conn_set_state(c, CONN_CLIENT, "connectClientReq");
-	rspro_conn_send(c, res);
-	control_client_up(c->srv, c);
+	conn_set_state(c, bankd ? CONN_BANKD : CONN_CLIENT,
+		       rspro_pdu_name(pdu));
+	rspro_conn_send(c, gen_res(&c->srv->identity, ResultCode_ok,
+				   ar.presented ? &caps : NULL));
+	if (bankd)
+		control_bankd_up(c->srv, c);
+	else
+		control_client_up(c->srv, c);
 }
 
 static void conn_handle_pdu(struct rspro_conn *c, const uint8_t *data,
@@ -329,14 +320,12 @@ static void conn_handle_pdu(struct rspro_conn *c, const uint8_t *data,
 	metrics_rspro_rx(pdu->msg.present);
 	switch (pdu->msg.present) {
 	case RsproPDUchoice_PR_connectBankReq:
-		if (c->state == CONN_NEW)
-			conn_handle_connect_bank(c,
-				&pdu->msg.choice.connectBankReq);
-		break;
 	case RsproPDUchoice_PR_connectClientReq:
 		if (c->state == CONN_NEW)
-			conn_handle_connect_client(c,
-				&pdu->msg.choice.connectClientReq);
+			conn_handle_connect(c, pdu);
+		else
+			LOGI(c->name, "repeated %s ignored",
+			     rspro_pdu_name(pdu));
 		break;
 	default:
 		if (c->state == CONN_BANKD || c->state == CONN_CLIENT)
