@@ -6,6 +6,7 @@ fail, and when a test fails the logs of everything it started are attached to it
 test_harness.py shows each fixture in use.
 """
 
+import contextlib
 import glob
 import os
 import random
@@ -511,21 +512,29 @@ class PgCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def pg_template():
+    """A fresh initdb (as a template to copy), removed on exit. Benchmarks use it too."""
+    base = make_short_dir("rs-pgtpl-")
+    try:
+        _chown_postgres(base)
+        argv = _as_postgres([PG_BIN / "initdb", "-D", base / "data", "-A", "trust", "-U",
+                             "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        if res.returncode != 0:
+            raise ProcError(f"initdb failed: {res.stdout}{res.stderr}")
+        yield base / "data"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def _pg_template():
     """One initdb per session; every cluster starts as a copy of it."""
     if not (PG_BIN / "initdb").exists():
         pytest.skip(f"PostgreSQL 15 is not installed ({PG_BIN}/initdb missing)")
-    base = make_short_dir("rs-pgtpl-")
-    _chown_postgres(base)
-    argv = _as_postgres([PG_BIN / "initdb", "-D", base / "data", "-A", "trust", "-U", "postgres",
-                         "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    if res.returncode != 0:
-        shutil.rmtree(base, ignore_errors=True)
-        raise ProcError(f"initdb failed: {res.stdout}{res.stderr}")
-    yield base / "data"
-    shutil.rmtree(base, ignore_errors=True)
+    with pg_template() as data:
+        yield data
 
 
 @pytest.fixture
