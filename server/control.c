@@ -92,6 +92,7 @@ struct control {
 	struct idmap by_client;		/* slot_key(client, slot) -> slotmap */
 	int loaded;			/* mappings read from the database */
 	uint64_t map_seq;
+	uint64_t maps_gen;		/* bumped when the mapping list changes */
 };
 
 #define CTX(map) ((map)->name)
@@ -195,6 +196,7 @@ static void map_set_state(struct control *ctl, struct slotmap *m,
 	LOGN(CTX(m), "%s -> %s (%s)", slotmap_state_name(m->state),
 	     slotmap_state_name(st), reason);
 	m->state = st;
+	ctl->maps_gen++;
 	if (m->indexed)
 		persist_map_state(ctl, m);
 }
@@ -207,6 +209,7 @@ static void map_unindex(struct control *ctl, struct slotmap *m)
 	idmap_del(&ctl->by_client,
 		  slot_key(m->client.client_id, m->client.slot_nr));
 	m->indexed = 0;
+	ctl->maps_gen++;
 }
 
 static struct bankd *bankd_of(struct control *ctl, uint16_t bank_id)
@@ -389,6 +392,7 @@ static struct slotmap *map_add(struct control *ctl,
 		return NULL;
 	}
 	m->indexed = 1;
+	ctl->maps_gen++;
 	LOGN(CTX(m), "new mapping");
 	persist_map_state(ctl, m);
 	map_send_create(ctl, m);
@@ -942,6 +946,61 @@ struct control_map_info *control_list_maps(struct server *srv, size_t *n)
 	idmap_foreach(&ctl->by_bank, collect_map, &end);
 	qsort(list, *n, sizeof(*list), map_info_cmp);
 	return list;
+}
+
+/* ---- lookups for the REST API (read-only) ---- */
+
+uint64_t control_maps_generation(struct server *srv)
+{
+	return srv->control->maps_gen;
+}
+
+int control_find_map(struct server *srv, uint16_t bank_id, uint16_t slot_nr,
+		     struct control_map_info *out)
+{
+	const struct slotmap *m = idmap_get(&srv->control->by_bank,
+					    slot_key(bank_id, slot_nr));
+
+	if (!m)
+		return -1;
+	out->bank = m->bank;
+	out->client = m->client;
+	out->state = m->state;
+	out->seq = m->seq;
+	return 0;
+}
+
+int control_find_bankd(struct server *srv, uint16_t bank_id,
+		       struct control_bankd_info *out)
+{
+	struct peer *p = idmap_get(&srv->control->banks, bank_id);
+
+	if (!p)
+		return -1;
+	*out = (struct control_bankd_info){
+		.bank_id = p->bankd.bank_id,
+		.num_slots = p->bankd.num_slots,
+		.peer = rspro_conn_peer(p->bankd.conn),
+		.identity = p->bankd.identity,
+	};
+	return 0;
+}
+
+int control_find_client(struct server *srv,
+			const struct rspro_client_slot *slot,
+			struct control_client_info *out)
+{
+	struct peer *p = idmap_get(&srv->control->clients,
+				   slot_key(slot->client_id, slot->slot_nr));
+
+	if (!p)
+		return -1;
+	*out = (struct control_client_info){
+		.slot = p->client.slot,
+		.peer = rspro_conn_peer(p->client.conn),
+		.identity = p->client.identity,
+	};
+	return 0;
 }
 
 void control_get_stats(struct server *srv, struct control_stats *st)

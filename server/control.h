@@ -84,6 +84,20 @@ void control_foreach_client(struct server *srv,
 /* Every mapping (not those being removed), oldest first; free() it. */
 struct control_map_info *control_list_maps(struct server *srv, size_t *n);
 
+/*
+ * Lookups for the REST API: 0 and *out filled, or -1 if not there. The
+ * pointers in *out stay valid until the loop runs again.
+ */
+int control_find_map(struct server *srv, uint16_t bank_id, uint16_t slot_nr,
+		     struct control_map_info *out);
+int control_find_bankd(struct server *srv, uint16_t bank_id,
+		       struct control_bankd_info *out);
+int control_find_client(struct server *srv,
+			const struct rspro_client_slot *slot,
+			struct control_client_info *out);
+/* Changes whenever control_list_maps() would list something else. */
+uint64_t control_maps_generation(struct server *srv);
+
 /* Counts for logs and /metrics. */
 struct control_stats {
 	unsigned banks_online;

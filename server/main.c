@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "control.h"
 #include "db.h"
+#include "http.h"
 #include "link.h"
 #include "log.h"
 #include "server.h"
@@ -56,6 +57,9 @@ static void usage(FILE *out)
 		"      --rspro-bind ADDR     RSPRO listener address (default: all)\n"
 		"  -H, --http-port PORT      REST/dashboard port (default %d)\n"
 		"      --http-bind ADDR      REST listener address (default: all)\n"
+		"      --v1-access POLICY    who may use the osmo-remsim compatible\n"
+		"                            /api/backend/v1: loopback (default),\n"
+		"                            any or off\n"
 		"  -D, --db CONNINFO         PostgreSQL connection string (default:\n"
 		"                            libpq's PGHOST, PGPORT, ... variables)\n"
 		"  -k, --key FILE            server secret key (remsimctl keygen)\n"
@@ -96,12 +100,13 @@ static long parse_number(const char *s, long min, long max)
 static int parse_args(int argc, char **argv, struct server_config *cfg)
 {
 	enum { OPT_RSPRO_BIND = 256, OPT_HTTP_BIND, OPT_AUTH, OPT_BANKD_PORT,
-	       OPT_PING, OPT_PONG, OPT_NO_TS };
+	       OPT_PING, OPT_PONG, OPT_NO_TS, OPT_V1_ACCESS };
 	static const struct option longopts[] = {
 		{ "rspro-port", required_argument, NULL, 'p' },
 		{ "rspro-bind", required_argument, NULL, OPT_RSPRO_BIND },
 		{ "http-port", required_argument, NULL, 'H' },
 		{ "http-bind", required_argument, NULL, OPT_HTTP_BIND },
+		{ "v1-access", required_argument, NULL, OPT_V1_ACCESS },
 		{ "db", required_argument, NULL, 'D' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "rspro-auth", required_argument, NULL, OPT_AUTH },
@@ -142,6 +147,16 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			break;
 		case OPT_HTTP_BIND:
 			cfg->http_bind = optarg;
+			break;
+		case OPT_V1_ACCESS:
+			if (strcmp(optarg, "loopback") && strcmp(optarg, "any") &&
+			    strcmp(optarg, "off")) {
+				fprintf(stderr, "remsim-server: invalid "
+					"--v1-access '%s' (loopback, any, "
+					"off)\n", optarg);
+				return -1;
+			}
+			cfg->v1_access = optarg;
 			break;
 		case 'D':
 			cfg->db_conninfo = optarg;
@@ -340,9 +355,10 @@ int main(int argc, char **argv)
 	if (auth_init(&server) || control_init(&server) ||
 	    start_internal_vhost(&server) ||
 	    start_db(&server) ||
-	    rspro_server_start(&server)) {
+	    rspro_server_start(&server) || http_start(&server)) {
 		db_free(server.db);
 		lws_context_destroy(server.ctx);
+		http_free(&server);
 		control_free(&server);
 		return 1;
 	}
@@ -363,6 +379,7 @@ int main(int argc, char **argv)
 	db_free(server.db);
 	server.db = NULL;
 	lws_context_destroy(server.ctx);
+	http_free(&server);
 	control_free(&server);
 	auth_free(&server);
 	token_keypair_wipe(&server.keypair);

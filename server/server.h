@@ -46,6 +46,7 @@ struct server {
 	struct lws_vhost *internal_vh;	/* no listener: adopted fds (db) */
 	struct db *db;
 	struct control *control;
+	struct http *http;		/* the HTTP vhost (http.c) */
 	struct auth *auth;
 	struct rspro_identity identity;	/* what we say we are */
 	char hostname[33];
