@@ -17,7 +17,15 @@ struct ctl_command {
 static const struct ctl_command ctl_commands[] = {
 	{ "rspro", cmd_rspro, "decode / encode RSPRO PDUs (hex <-> JSON)" },
 	{ "keygen", cmd_keygen, "create the server's Ed25519 key pair" },
-	{ "token", cmd_token, "issue / verify access tokens" },
+	{ "token", cmd_token, "issue / verify / list / revoke access tokens" },
+	{ "status", cmd_server, "server health and counts" },
+	{ "banks", cmd_server, "list banks" },
+	{ "clients", cmd_server, "list client slots" },
+	{ "slotmaps", cmd_server, "list slot mappings" },
+	{ "map", cmd_server, "map BANK:SLOT CLIENT:SLOT" },
+	{ "unmap", cmd_server, "unmap BANK:SLOT" },
+	{ "move", cmd_server, "move CLIENT:SLOT to another BANK:SLOT" },
+	{ "events", cmd_server, "the event log" },
 };
 
 static void ctl_usage(FILE *out)
@@ -28,7 +36,7 @@ static void ctl_usage(FILE *out)
 		"remsim's admin tool. Commands:\n");
 	for (size_t i = 0; i < sizeof(ctl_commands) / sizeof(ctl_commands[0]);
 	     i++)
-		fprintf(out, "  %-8s %s\n", ctl_commands[i].name,
+		fprintf(out, "  %-9s %s\n", ctl_commands[i].name,
 			ctl_commands[i].summary);
 	fprintf(out, "\n'remsimctl COMMAND --help' shows a command's options.\n");
 }

@@ -6,6 +6,7 @@
 #define REMSIMCTL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Exit codes shared by every subcommand. */
 enum ctl_exit {
@@ -15,6 +16,19 @@ enum ctl_exit {
 };
 
 int cmd_rspro(int argc, char **argv);	/* rspro decode | encode */
+/* status, banks, clients, slotmaps, map, unmap, move, events */
+int cmd_server(int argc, char **argv);
+/* token list | revoke, and token issue without --key: over the API */
+int cmd_token_api(int argc, char **argv);
+
+/* "remsimctl CMD: message" on stderr. */
+void ctl_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The same, plus where to find the usage; returns CTL_EXIT_USAGE. */
+int ctl_usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* "90", "90s", "15m", "12h", "30d" -> seconds; -1 if invalid. */
+int ctl_parse_duration(const char *s, int64_t *out);
 
 /* remsimctl_http.c: one request to remsim-server's REST API. */
 struct ctl_http_answer {

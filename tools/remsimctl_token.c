@@ -48,6 +48,12 @@ static const char token_usage[] =
 	"       remsimctl token verify --key KEYFILE [--role ROLE] [--id N]\n"
 	"                              [--skew 60s] [--now UNIXTIME] [--json] "
 	"TOKEN|-\n"
+	"       remsimctl token issue --role ROLE --id N [--ttl 30d] "
+	"[--comment TEXT]\n"
+	"       remsimctl token list | revoke TOKEN_ID [--reason TEXT]\n"
+	"                             (these three over the server's API: see\n"
+	"                              'remsimctl status --help' for --server,"
+	" --token)\n"
 	"\n"
 	"issue   signs a token with the secret key file and prints it on one "
 	"line.\n"
@@ -83,10 +89,7 @@ static void ctl_verror(const char *cmd, const char *fmt, va_list ap)
 	fputc('\n', stderr);
 }
 
-static void ctl_error(const char *cmd, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void ctl_error(const char *cmd, const char *fmt, ...)
+void ctl_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -95,11 +98,7 @@ static void ctl_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* A usage error: the reason, then where to find the right usage. */
-static int ctl_usage_error(const char *cmd, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int ctl_usage_error(const char *cmd, const char *fmt, ...)
+int ctl_usage_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -137,7 +136,7 @@ static int parse_digits(const char *s, unsigned long long *v, char **end)
 }
 
 /* "90", "90s", "15m", "12h", "30d": a number of seconds. */
-static int parse_duration(const char *s, int64_t *out)
+int ctl_parse_duration(const char *s, int64_t *out)
 {
 	static const struct {
 		char suffix;
@@ -351,7 +350,7 @@ static int token_parse_opts(const char *cmd, int argc, char **argv,
 			if (!issue)
 				return ctl_usage_error(cmd, "--ttl is for "
 						       "'token issue'");
-			if (parse_duration(optarg, &o->ttl) < 0 || !o->ttl)
+			if (ctl_parse_duration(optarg, &o->ttl) < 0 || !o->ttl)
 				return ctl_usage_error(cmd, "bad --ttl '%s' "
 						       "(N[s|m|h|d], more "
 						       "than 0)", optarg);
@@ -360,7 +359,7 @@ static int token_parse_opts(const char *cmd, int argc, char **argv,
 			if (issue)
 				return ctl_usage_error(cmd, "--skew is for "
 						       "'token verify'");
-			if (parse_duration(optarg, &o->skew) < 0)
+			if (ctl_parse_duration(optarg, &o->skew) < 0)
 				return ctl_usage_error(cmd, "bad --skew '%s' "
 						       "(N[s|m|h|d])", optarg);
 			break;
@@ -615,10 +614,22 @@ int cmd_token(int argc, char **argv)
 		fputs(token_usage, stdout);
 		return CTL_EXIT_OK;
 	}
-	if (!strcmp(argv[1], "issue"))
-		return cmd_token_issue(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "list") || !strcmp(argv[1], "revoke"))
+		return cmd_token_api(argc, argv);
+	if (!strcmp(argv[1], "issue")) {
+		/* without a key file the server signs it (REST API) */
+		for (int i = 2; i < argc; i++)
+			if (!strcmp(argv[i], "--key") || !strcmp(argv[i], "-k") ||
+			    !strncmp(argv[i], "--key=", 6) ||
+			    !strncmp(argv[i], "-k", 2))
+				return cmd_token_issue(argc - 1, argv + 1);
+		for (int i = 2; i < argc; i++)
+			if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+				return cmd_token_issue(argc - 1, argv + 1);
+		return cmd_token_api(argc, argv);
+	}
 	if (!strcmp(argv[1], "verify"))
 		return cmd_token_verify(argc - 1, argv + 1);
-	return ctl_usage_error("token", "unknown subcommand '%s' (issue or "
-			       "verify)", argv[1]);
+	return ctl_usage_error("token", "unknown subcommand '%s' (issue, "
+			       "verify, list, revoke)", argv[1]);
 }
