@@ -270,6 +270,13 @@ static int start_db(struct server *srv)
 	return db_start(srv->db);
 }
 
+static lws_sorted_usec_list_t shutdown_tick;
+
+static void on_shutdown_tick(lws_sorted_usec_list_t *sul)
+{
+	/* nothing to do: firing is what ends the lws_service() call */
+}
+
 static void on_signal(int sig)
 {
 	server.stopping = sig;
@@ -372,10 +379,17 @@ int main(int argc, char **argv)
 	LOGN(NULL, "%s: shutting down",
 	     server.stopping ? strsignal(server.stopping) : "loop ended");
 	control_shutdown(&server);
-	/* let the last database writes through, for at most 2 s */
+	/*
+	 * Let the last database writes through, for at most 2 s. lws_service()
+	 * waits for the next event, so a timer makes sure there is one.
+	 */
 	for (int64_t end = link_now_ms() + 2000;
-	     !db_is_idle(server.db) && link_now_ms() < end;)
+	     !db_is_idle(server.db) && link_now_ms() < end;) {
+		lws_sul_schedule(server.ctx, 0, &shutdown_tick, on_shutdown_tick,
+				 100 * LWS_US_PER_MS);
 		lws_service(server.ctx, 0);
+	}
+	lws_sul_cancel(&shutdown_tick);
 	db_free(server.db);
 	server.db = NULL;
 	lws_context_destroy(server.ctx);
