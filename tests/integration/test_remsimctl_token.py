@@ -105,6 +105,14 @@ def test_keygen_named_files(ctl, tmp_path):
     assert ctl("token", "verify", "--key", public, token).returncode == 0
 
 
+def test_issue_without_key_asks_the_server(ctl, tmp_path):
+    # without --key the server signs the token (REST API): no server, a clear failure
+    res = ctl("token", "issue", "--role", "client", "--id", "1", "--server",
+              "http://127.0.0.1:1", cwd=tmp_path)
+    assert res.returncode == 1
+    assert "cannot connect to 127.0.0.1 port 1" in res.stderr
+
+
 @pytest.mark.parametrize("args", [
     ("keygen", "--secret", "x.key"),
     ("keygen", "--dir", ".", "--secret", "x.key", "--public", "x.pub"),
@@ -112,7 +120,7 @@ def test_keygen_named_files(ctl, tmp_path):
     ("keygen", "extra"),
     ("token",),
     ("token", "frobnicate"),
-    ("token", "issue", "--role", "client", "--id", "1"),
+    ("token", "issue", "--role", "client"),
     ("token", "issue", "--key", "k", "--role", "root", "--id", "1"),
     ("token", "issue", "--key", "k", "--role", "client", "--id", "-1"),
     ("token", "issue", "--key", "k", "--role", "client", "--id", "1024"),
