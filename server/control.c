@@ -19,6 +19,7 @@
 #include "idmap.h"
 #include "log.h"
 #include "server.h"
+#include "writeback.h"
 
 static const char *const slotmap_state_names[] = {
 	[SLOTMAP_NEW] = "NEW",
@@ -91,6 +92,7 @@ struct control {
 	struct idmap by_bank;		/* slot_key(bank, slot) -> slotmap */
 	struct idmap by_client;		/* slot_key(client, slot) -> slotmap */
 	int loaded;			/* mappings read from the database */
+	struct writeback *wb;		/* runtime state to the database */
 	uint64_t map_seq;
 	uint64_t maps_gen;		/* bumped when the mapping list changes */
 };
@@ -116,64 +118,21 @@ static void control_db_write(struct control *ctl, const char *sql, int n,
 
 static void persist_map_state(struct control *ctl, const struct slotmap *m)
 {
-	char b[8], bs[8], c[8], cs[8];
-	const char *p[5] = { slotmap_state_name(m->state), b, bs, c, cs };
-
-	snprintf(b, sizeof(b), "%u", m->bank.bank_id);
-	snprintf(bs, sizeof(bs), "%u", m->bank.slot_nr);
-	snprintf(c, sizeof(c), "%u", m->client.client_id);
-	snprintf(cs, sizeof(cs), "%u", m->client.slot_nr);
-	control_db_write(ctl, "UPDATE slotmaps SET state = $1 WHERE bank_id = $2 "
-			 "AND bank_slot = $3 AND client_id = $4 AND "
-			 "client_slot = $5 AND state <> $1", 5, p);
+	writeback_map_state(ctl->wb, &m->bank, &m->client,
+			    slotmap_state_name(m->state));
 }
 
 static void persist_bankd(struct control *ctl, const struct bankd *b,
 			  int online, const char *peer)
 {
-	char id[8], n[8];
-	char *comp = b->identity ? json_dumps(b->identity, JSON_COMPACT) : NULL;
-	const char *p[5] = { id, online ? "true" : "false", peer, n, comp };
-
-	snprintf(id, sizeof(id), "%u", b->bank_id);
-	snprintf(n, sizeof(n), "%u", b->num_slots);
-	control_db_write(ctl,
-		"INSERT INTO banks (bank_id, online, peer_addr, num_slots, "
-		"component, connected_at, last_seen) VALUES ($1, $2, $3, $4, "
-		"$5, now(), now()) ON CONFLICT (bank_id) DO UPDATE SET "
-		"online = $2, peer_addr = $3, num_slots = $4, component = $5, "
-		"last_seen = now(), connected_at = CASE WHEN $2 THEN now() "
-		"ELSE banks.connected_at END", 5, p);
-	free(comp);
-	if (online) {
-		/* the slot inventory, so free_bank_slots lists them */
-		control_db_write(ctl,
-			"INSERT INTO bank_slots (bank_id, slot_nr) SELECT $1, "
-			"generate_series(0, $2 - 1) ON CONFLICT DO NOTHING",
-			2, (const char *const[]){ id, n });
-	}
+	writeback_bankd(ctl->wb, b->bank_id, online, peer, b->num_slots,
+			b->identity);
 }
 
 static void persist_client(struct control *ctl, const struct client *cl,
 			   int online, const char *peer)
 {
-	char id[8], slot[8];
-	char *comp = cl->identity ? json_dumps(cl->identity, JSON_COMPACT) :
-		     NULL;
-	const char *p[5] = { id, slot, online ? "true" : "false", peer, comp };
-
-	snprintf(id, sizeof(id), "%u", cl->slot.client_id);
-	snprintf(slot, sizeof(slot), "%u", cl->slot.slot_nr);
-	control_db_write(ctl, "INSERT INTO clients (client_id) VALUES ($1) "
-			 "ON CONFLICT DO NOTHING", 1, p);
-	control_db_write(ctl,
-		"INSERT INTO client_slots (client_id, slot_nr, online, "
-		"peer_addr, component, connected_at, last_seen) VALUES ($1, "
-		"$2, $3, $4, $5, now(), now()) ON CONFLICT (client_id, slot_nr) "
-		"DO UPDATE SET online = $3, peer_addr = $4, component = $5, "
-		"last_seen = now(), connected_at = CASE WHEN $3 THEN now() "
-		"ELSE client_slots.connected_at END", 5, p);
-	free(comp);
+	writeback_client(ctl->wb, &cl->slot, online, peer, cl->identity);
 }
 
 /* An audit event; dropped (but logged) while the database is away. */
@@ -1022,11 +981,13 @@ void control_get_stats(struct server *srv, struct control_stats *st)
 
 void control_shutdown(struct server *srv)
 {
-	/* the connections close with the process: say so in the database */
+	/* what is pending first, then: everyone goes offline with us */
+	writeback_flush(srv->control->wb);
 	control_db_write(srv->control, "UPDATE banks SET online = false "
 			 "WHERE online", 0, NULL);
 	control_db_write(srv->control, "UPDATE client_slots SET online = false "
 			 "WHERE online", 0, NULL);
+	writeback_close(srv->control->wb);
 }
 
 int control_init(struct server *srv)
@@ -1036,6 +997,11 @@ int control_init(struct server *srv)
 	if (!ctl)
 		return -1;
 	ctl->srv = srv;
+	ctl->wb = writeback_new(srv);
+	if (!ctl->wb) {
+		free(ctl);
+		return -1;
+	}
 	idmap_init(&ctl->banks);
 	idmap_init(&ctl->clients);
 	idmap_init(&ctl->by_bank);
@@ -1061,6 +1027,7 @@ void control_free(struct server *srv)
 	idmap_free(&ctl->by_client);
 	idmap_free(&ctl->banks);
 	idmap_free(&ctl->clients);
+	writeback_free(ctl->wb);
 	free(ctl);
 	srv->control = NULL;
 }
