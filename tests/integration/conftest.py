@@ -738,3 +738,25 @@ def remsim_server(spawn, bin_path, free_port_factory):
         return proc
 
     return start
+
+
+@pytest.fixture
+def rspro_agent(bin_path):
+    """rspro_agent(port, hello=None, host="127.0.0.1") -> RsproPeer (rspro_peer.py)
+
+    A scripted RSPRO peer connected to port; hello (bytes) is sent at once. Every peer is
+    closed at teardown."""
+    from rspro_peer import RsproPeer
+
+    peers = []
+
+    def connect(port, hello=None, host="127.0.0.1"):
+        p = RsproPeer(str(bin_path("tools/remsimctl")), host, port)
+        peers.append(p)
+        if hello:
+            p.send(hello)
+        return p
+
+    yield connect
+    for p in peers:
+        p.close()

@@ -116,3 +116,24 @@ class RsproPeer:
         except (EOFError, ConnectionResetError):
             return True
         return False
+
+
+def res(name, result="ok"):
+    """A response PDU in remsimctl's JSON form, e.g. res("createMappingRes")."""
+    return {"version": 2, "tag": 0, "msg": {name: {"result": result}}}
+
+
+def connect_bankd(agent, srv):
+    """osmo-remsim 1.0's bankd 1 (4 slots) connected to srv, its reset answered."""
+    bankd = agent(srv.port, OSMO_CONNECT_BANK_REQ)
+    bankd.expect("connectBankRes")
+    bankd.expect("resetStateReq")
+    bankd.send_json(res("resetStateRes"))
+    return bankd
+
+
+def connect_client(agent, srv):
+    """osmo-remsim 1.0's client 23:0 connected to srv."""
+    client = agent(srv.port, OSMO_CONNECT_CLIENT_REQ)
+    client.expect("connectClientRes")
+    return client

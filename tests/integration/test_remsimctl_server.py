@@ -7,11 +7,7 @@ import subprocess
 import time
 
 import pytest
-from rspro_peer import OSMO_CONNECT_BANK_REQ, OSMO_CONNECT_CLIENT_REQ, RsproPeer
-
-
-def ok(name):
-    return {"version": 2, "tag": 0, "msg": {name: {"result": "ok"}}}
+from rspro_peer import OSMO_CONNECT_BANK_REQ, OSMO_CONNECT_CLIENT_REQ, RsproPeer, res
 
 
 @pytest.fixture
@@ -63,7 +59,7 @@ def test_map_list_move_unmap(setup):
     assert r.returncode == 0, r.stderr
     assert "mapped bank slot 1:0 to client 23:0" in r.stdout
     bankd.expect("createMappingReq")
-    bankd.send_json(ok("createMappingRes"))
+    bankd.send_json(res("createMappingRes"))
     client.expect("configClientBankReq")
 
     deadline = time.monotonic() + 5

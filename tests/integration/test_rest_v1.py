@@ -13,7 +13,7 @@ import subprocess
 import time
 
 import pytest
-from rspro_peer import OSMO_CONNECT_BANK_REQ, OSMO_CONNECT_CLIENT_REQ, RsproPeer
+from rspro_peer import connect_bankd, connect_client, res
 
 V1 = "/api/backend/v1"
 OK = {"version": 2, "tag": 0}
@@ -34,10 +34,6 @@ def slotmaps(*maps):
     return json.dumps({"slotmaps": [
         {"bank": {"bankId": b, "slotNr": bs}, "client": {"clientId": c, "slotNr": cs},
          "state": st} for b, bs, c, cs, st in maps]}, separators=(",", ":")).encode()
-
-
-def res(name, result="ok"):
-    return dict(OK, msg={name: {"result": result}})
 
 
 class Answer:
@@ -92,32 +88,8 @@ def server(remsim_server, postgres):
 
 
 @pytest.fixture
-def peer(bin_path):
-    peers = []
-
-    def connect(port, hello):
-        p = RsproPeer(str(bin_path("tools/remsimctl")), "127.0.0.1", port)
-        p.send(hello)
-        peers.append(p)
-        return p
-
-    yield connect
-    for p in peers:
-        p.close()
-
-
-def connect_bankd(peer, srv):
-    bankd = peer(srv.port, OSMO_CONNECT_BANK_REQ)
-    bankd.expect("connectBankRes")
-    bankd.expect("resetStateReq")
-    bankd.send_json(res("resetStateRes"))
-    return bankd
-
-
-def connect_client(peer, srv):
-    client = peer(srv.port, OSMO_CONNECT_CLIENT_REQ)
-    client.expect("connectClientRes")
-    return client
+def peer(rspro_agent):
+    return rspro_agent
 
 
 def wait_get(port, path, want, timeout=5.0):

@@ -13,15 +13,11 @@ import subprocess
 import time
 
 import pytest
-from rspro_peer import OSMO_CONNECT_BANK_REQ, OSMO_CONNECT_CLIENT_REQ, RsproPeer
+from rspro_peer import connect_bankd, connect_client, res
 
 V2 = "/api/v2"
 OK = {"version": 2, "tag": 0}
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-
-
-def res(name, result="ok"):
-    return dict(OK, msg={name: {"result": result}})
 
 
 class Answer:
@@ -126,32 +122,8 @@ def api(server, issue):
 
 
 @pytest.fixture
-def peer(bin_path):
-    peers = []
-
-    def connect(port, hello):
-        p = RsproPeer(str(bin_path("tools/remsimctl")), "127.0.0.1", port)
-        p.send(hello)
-        peers.append(p)
-        return p
-
-    yield connect
-    for p in peers:
-        p.close()
-
-
-def connect_bankd(peer, srv):
-    bankd = peer(srv.port, OSMO_CONNECT_BANK_REQ)
-    bankd.expect("connectBankRes")
-    bankd.expect("resetStateReq")
-    bankd.send_json(res("resetStateRes"))
-    return bankd
-
-
-def connect_client(peer, srv):
-    client = peer(srv.port, OSMO_CONNECT_CLIENT_REQ)
-    client.expect("connectClientRes")
-    return client
+def peer(rspro_agent):
+    return rspro_agent
 
 
 def wait_for(fetch, check, timeout=5.0):

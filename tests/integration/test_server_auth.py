@@ -6,7 +6,7 @@ import subprocess
 import time
 
 import pytest
-from rspro_peer import OSMO_CONNECT_BANK_REQ, RsproPeer
+from rspro_peer import OSMO_CONNECT_BANK_REQ
 
 IDENTITY = {"type": "remsimBankd", "name": "bank-host", "software": "remsim-bankd",
             "swVersion": "0.1.0"}
@@ -38,17 +38,8 @@ def keys(bin_path, tmp_path):
 
 
 @pytest.fixture
-def peer(bin_path):
-    peers = []
-
-    def connect(port):
-        p = RsproPeer(str(bin_path("tools/remsimctl")), "127.0.0.1", port)
-        peers.append(p)
-        return p
-
-    yield connect
-    for p in peers:
-        p.close()
+def peer(rspro_agent):
+    return rspro_agent
 
 
 def bank_req(token=None, bank=1):

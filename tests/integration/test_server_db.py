@@ -2,7 +2,6 @@
 even when two servers start together), SQL changes to slotmaps reach the
 server as notifications, and a database outage is survived: agents stay
 connected and the server reconnects when PostgreSQL is back."""
-import re
 import time
 
 import pytest

@@ -7,14 +7,8 @@ bytes."""
 import time
 
 import pytest
-from rspro_peer import OSMO_CONNECT_BANK_REQ, OSMO_CONNECT_CLIENT_REQ, RsproPeer
-
-OK = {"version": 2, "tag": 0}
-
-
-def res(name, result="ok"):
-    return dict(OK, msg={name: {"result": result}})
-
+from rspro_peer import (OSMO_CONNECT_BANK_REQ, OSMO_CONNECT_CLIENT_REQ, connect_bankd,
+                        connect_client, res)
 
 @pytest.fixture
 def server(remsim_server, postgres):
@@ -22,18 +16,8 @@ def server(remsim_server, postgres):
 
 
 @pytest.fixture
-def peer(bin_path):
-    peers = []
-
-    def connect(port, hello):
-        p = RsproPeer(str(bin_path("tools/remsimctl")), "127.0.0.1", port)
-        p.send(hello)
-        peers.append(p)
-        return p
-
-    yield connect
-    for p in peers:
-        p.close()
+def peer(rspro_agent):
+    return rspro_agent
 
 
 def wait_sql(pg, sql, want, timeout=5.0):
@@ -44,20 +28,6 @@ def wait_sql(pg, sql, want, timeout=5.0):
             assert got == want, sql
             return
         time.sleep(0.05)
-
-
-def connect_bankd(peer, srv):
-    bankd = peer(srv.port, OSMO_CONNECT_BANK_REQ)
-    bankd.expect("connectBankRes")
-    bankd.expect("resetStateReq")
-    bankd.send_json(res("resetStateRes"))
-    return bankd
-
-
-def connect_client(peer, srv):
-    client = peer(srv.port, OSMO_CONNECT_CLIENT_REQ)
-    client.expect("connectClientRes")
-    return client
 
 
 def test_sql_insert_and_delete_move_the_sim(server, peer, postgres):

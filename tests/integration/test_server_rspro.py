@@ -7,7 +7,7 @@ import signal
 import socket
 
 import pytest
-from rspro_peer import OSMO_CONNECT_BANK_REQ, OSMO_CONNECT_CLIENT_REQ, PING, PONG, RsproPeer
+from rspro_peer import OSMO_CONNECT_BANK_REQ, OSMO_CONNECT_CLIENT_REQ, PING, PONG
 
 
 @pytest.fixture
@@ -16,23 +16,14 @@ def server(remsim_server):
 
 
 @pytest.fixture
-def peer(bin_path):
-    peers = []
-
-    def connect(port, host="127.0.0.1"):
-        p = RsproPeer(str(bin_path("tools/remsimctl")), host, port)
-        peers.append(p)
-        return p
-
-    yield connect
-    for p in peers:
-        p.close()
+def peer(rspro_agent):
+    return rspro_agent
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_bankd_connect_as_osmo_remsim(server, peer, host):
     srv = server()
-    bankd = peer(srv.port, host)
+    bankd = peer(srv.port, host=host)
     # the server PINGs first, right after accept
     assert bankd.recv_frame().raw == PING
     bankd.send(PONG + PING + OSMO_CONNECT_BANK_REQ)
