@@ -52,7 +52,7 @@ struct server {
 	char hostname[33];
 	int have_key;			/* keypair loaded from cfg.key_path */
 	struct token_keypair keypair;
-	volatile int stopping;
+	int stopping;
 };
 
 const char *auth_policy_name(enum auth_policy p);
