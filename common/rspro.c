@@ -373,6 +373,38 @@ RsproPDU_t *rspro_gen_bank_slot_status_ind(
 	return rspro_pdu_done(pdu, rspro_set_status(&m->slotPhysStatus, st));
 }
 
+RsproPDU_t *rspro_gen_bank_slot_report(const struct rspro_bank_slot *from,
+				       const struct rspro_client_slot *to,
+				       const struct rspro_slot_status *st,
+				       const struct rspro_slot_report *r)
+{
+	RsproPDU_t *pdu = rspro_gen_bank_slot_status_ind(from, to, st);
+	BankSlotStatusInd_t *m;
+	int rc = 0;
+
+	if (!pdu)
+		return NULL;
+	m = &pdu->msg.choice.bankSlotStatusInd;
+	if (r->worker_state >= 0) {
+		m->workerState = calloc(1, sizeof(*m->workerState));
+		rc |= !m->workerState;
+		if (m->workerState)
+			*m->workerState = r->worker_state;
+	}
+	if (r->atr_len) {
+		m->atr = calloc(1, sizeof(*m->atr));
+		rc |= !m->atr || OCTET_STRING_fromBuf(m->atr,
+				(const char *)r->atr, (int)r->atr_len);
+	}
+	if (r->tpdu_count >= 0) {
+		m->tpduCount = calloc(1, sizeof(*m->tpduCount));
+		rc |= !m->tpduCount;
+		if (m->tpduCount)
+			*m->tpduCount = r->tpdu_count;
+	}
+	return rspro_pdu_done(pdu, rc);
+}
+
 /* The *Res messages that carry nothing but a result code. */
 #define RSPRO_GEN_RESULT_ONLY(fn, alt)                                       \
 	RsproPDU_t *fn(ResultCode_t res)                                     \
@@ -545,6 +577,25 @@ const char *rspro_result_name(long result)
 const char *rspro_component_type_name(long type)
 {
 	return rspro_enum_name(&asn_DEF_ComponentType, type);
+}
+
+/* The names the logs, the database and the API use ("CONNECTED_CLIENT"). */
+const char *rspro_worker_state_name(long state)
+{
+	static const char *const names[] = {
+		[WorkerState_init] = "INIT",
+		[WorkerState_accepting] = "ACCEPTING",
+		[WorkerState_connectedWaitId] = "CONNECTED_WAIT_ID",
+		[WorkerState_connectedClient] = "CONNECTED_CLIENT",
+		[WorkerState_connectedClientMapped] = "CONNECTED_CLIENT_MAPPED",
+		[WorkerState_connectedClientMappedCard] =
+			"CONNECTED_CLIENT_MAPPED_CARD",
+		[WorkerState_connectedServer] = "CONNECTED_SERVER",
+	};
+
+	if (state < 0 || state >= (long)(sizeof(names) / sizeof(names[0])))
+		return NULL;
+	return names[state];
 }
 
 long rspro_pdu_result(const RsproPDU_t *pdu)

@@ -141,6 +141,22 @@ RsproPDU_t *rspro_gen_bank_slot_status_ind(
 	const struct rspro_slot_status *st);
 
 /*
+ * remsim-bankd's bankSlotStatusInd with the remsim extensions: worker_state
+ * is a WorkerState_* value or -1, atr_len 0 means no ATR, tpdu_count -1
+ * means not sent. to is the mapped client, or 0:0 when there is none.
+ */
+struct rspro_slot_report {
+	long worker_state;
+	const uint8_t *atr;
+	size_t atr_len;
+	long tpdu_count;
+};
+RsproPDU_t *rspro_gen_bank_slot_report(const struct rspro_bank_slot *from,
+				       const struct rspro_client_slot *to,
+				       const struct rspro_slot_status *st,
+				       const struct rspro_slot_report *r);
+
+/*
  * Checks constraints and DER-encodes pdu into buf. Returns the number of
  * bytes, or a negative enum rspro_error (and a reason in err, if given).
  * Never produces more than RSPRO_MAX_PDU bytes.
@@ -168,6 +184,8 @@ const char *rspro_pdu_name(const RsproPDU_t *pdu);
 /* "ok", "cardNotPresent", ...; NULL for a value without a name. */
 const char *rspro_result_name(long result);
 const char *rspro_component_type_name(long type);
+/* "INIT" ... "CONNECTED_SERVER" for a WorkerState_* value, else NULL. */
+const char *rspro_worker_state_name(long state);
 
 /* Result code carried by a *Res message; -1 if pdu is no response. */
 long rspro_pdu_result(const RsproPDU_t *pdu);

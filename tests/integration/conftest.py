@@ -760,3 +760,8 @@ def rspro_agent(bin_path):
     yield connect
     for p in peers:
         p.close()
+
+
+# Fixtures of one part each (fixtures_vsim.py, fixtures_bankd.py, ...) live in their own
+# modules, loaded as plugins of this conftest.
+pytest_plugins = sorted(m.stem for m in Path(__file__).parent.glob("fixtures_*.py"))

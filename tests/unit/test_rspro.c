@@ -388,6 +388,55 @@ static void test_extension_caps(void **state)
 	rspro_pdu_free(q);
 }
 
+/*
+ * bankSlotStatusInd with the bankd's report: osmo-remsim's body first, the
+ * extension elements after it; without a report it is byte-for-byte the
+ * plain message.
+ */
+static void test_extension_slot_report(void **state)
+{
+	struct rspro_bank_slot b = { 1, 2 };
+	struct rspro_client_slot c = { 0, 0 };
+	struct rspro_slot_status st = { false, -1, -1, 1 };
+	static const uint8_t atr[] = { 0x3b, 0x9f, 0x96 };
+	struct rspro_slot_report r = {
+		WorkerState_connectedClientMappedCard, atr, sizeof(atr), 17
+	};
+	struct rspro_slot_report none = { -1, NULL, 0, -1 };
+	RsproPDU_t *p = rspro_gen_bank_slot_report(&b, &c, &st, &r);
+	BankSlotStatusInd_t *m;
+	RsproPDU_t *q;
+
+	p->tag = 5;
+	assert_encodes_to(p, "302d800102810105a225af2330060201010201023006020100"
+			     "02010030068001008301ff" "8a0105" "8b033b9f96"
+			     "8c0111");
+	q = roundtrip(p);
+	m = &q->msg.choice.bankSlotStatusInd;
+	assert_int_equal(*m->workerState,
+			 WorkerState_connectedClientMappedCard);
+	assert_memory_equal(m->atr->buf, atr, sizeof(atr));
+	assert_int_equal(*m->tpduCount, 17);
+	rspro_pdu_free(p);
+	rspro_pdu_free(q);
+
+	p = rspro_gen_bank_slot_report(&b, &c, &st, &none);
+	q = rspro_gen_bank_slot_status_ind(&b, &c, &st);
+	p->tag = q->tag = 5;
+	assert_encodes_to(p, "3022800102810105a21aaf183006020101020102300602010002"
+			     "010030068001008301ff");
+	assert_encodes_to(q, "3022800102810105a21aaf183006020101020102300602010002"
+			     "010030068001008301ff");
+	rspro_pdu_free(p);
+	rspro_pdu_free(q);
+	assert_string_equal(rspro_worker_state_name(WorkerState_init), "INIT");
+	assert_string_equal(rspro_worker_state_name(
+		WorkerState_connectedClientMappedCard),
+		"CONNECTED_CLIENT_MAPPED_CARD");
+	assert_null(rspro_worker_state_name(7));
+	assert_null(rspro_worker_state_name(-1));
+}
+
 /* An osmo-remsim 1.0 decoder skips what we add; so must we skip theirs. */
 static void test_unknown_extension_skipped(void **state)
 {
@@ -620,6 +669,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_all_types),
 		cmocka_unit_test(test_extension_token),
 		cmocka_unit_test(test_extension_caps),
+		cmocka_unit_test(test_extension_slot_report),
 		cmocka_unit_test(test_unknown_extension_skipped),
 		cmocka_unit_test(test_decode_errors),
 		cmocka_unit_test(test_decode_truncated_everywhere),
