@@ -635,3 +635,17 @@ void rspro_bank_slot_get(const BankSlot_t *in, struct rspro_bank_slot *out)
 	out->bank_id = (uint16_t)in->bankId;
 	out->slot_nr = (uint16_t)in->slotNr;
 }
+
+static int rspro_opt_bool_get(const BOOLEAN_t *b)
+{
+	return b ? !!*b : -1;
+}
+
+void rspro_slot_status_get(const SlotPhysStatus_t *in,
+			   struct rspro_slot_status *out)
+{
+	out->reset_active = !!in->resetActive;
+	out->vcc_present = rspro_opt_bool_get(in->vccPresent);
+	out->clk_active = rspro_opt_bool_get(in->clkActive);
+	out->card_present = rspro_opt_bool_get(in->cardPresent);
+}

@@ -193,6 +193,8 @@ long rspro_pdu_result(const RsproPDU_t *pdu);
 /* Plain C views of asn1c values. */
 void rspro_client_slot_get(const ClientSlot_t *in, struct rspro_client_slot *out);
 void rspro_bank_slot_get(const BankSlot_t *in, struct rspro_bank_slot *out);
+void rspro_slot_status_get(const SlotPhysStatus_t *in,
+			   struct rspro_slot_status *out);
 
 /*
  * JSON rendering of any PDU: objects with the ASN.1 component names in

@@ -19,6 +19,7 @@
 #include "idmap.h"
 #include "log.h"
 #include "server.h"
+#include "slot_status.h"
 #include "writeback.h"
 
 static const char *const slotmap_state_names[] = {
@@ -657,6 +658,18 @@ void control_handle_pdu(struct server *srv, struct rspro_conn *conn,
 		break;
 	case RsproPDUchoice_PR_errorInd:
 		control_error_ind(ctl, conn, &pdu->msg.choice.errorInd);
+		break;
+	case RsproPDUchoice_PR_bankSlotStatusInd:
+		if (p->kind == PEER_BANKD)
+			slot_status_bank(ctl->wb, rspro_conn_name(conn),
+					 p->bankd.bank_id,
+					 &pdu->msg.choice.bankSlotStatusInd);
+		break;
+	case RsproPDUchoice_PR_clientSlotStatusInd:
+		if (p->kind == PEER_CLIENT)
+			slot_status_client(ctl->wb, rspro_conn_name(conn),
+					   &p->client.slot,
+					   &pdu->msg.choice.clientSlotStatusInd);
 		break;
 	default:
 		LOGI(rspro_conn_name(conn), "%s not handled",

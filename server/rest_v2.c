@@ -612,7 +612,8 @@ static void v2_get_bank_slots(struct http_req *req, const char *const *p)
 	"SELECT c.client_id, c.name, s.slot_nr, s.name, s.peer_addr, " \
 	"s.component::text, s.authenticated, s.bankd_addr, " \
 	REST_TS("s.connected_at") ", " REST_TS("s.last_seen") ", " \
-	"m.bank_id, m.bank_slot, m.state FROM clients c " \
+	"m.bank_id, m.bank_slot, m.state, s.reset_active, s.vcc_present, " \
+	"s.clk_active, s.card_present FROM clients c " \
 	"LEFT JOIN client_slots s ON s.client_id = c.client_id " \
 	"LEFT JOIN slotmaps m ON m.client_id = s.client_id AND " \
 	"m.client_slot = s.slot_nr WHERE ($1::int IS NULL OR " \
@@ -635,7 +636,8 @@ static json_t *v2_client_slot(struct server *srv, const PGresult *res, int r)
 						 s.slot_nr,
 						 PQgetvalue(res, r, 12)));
 	}
-	return json_pack("{s:i,s:o,s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+	return json_pack("{s:i,s:o,s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
+			 "s:{s:o,s:o,s:o,s:o}}",
 			 "slot", s.slot_nr,
 			 "name", pgv(res, r, 3, 's'),
 			 "online", online,
@@ -648,7 +650,11 @@ static json_t *v2_client_slot(struct server *srv, const PGresult *res, int r)
 			 "bankd_addr", pgv(res, r, 7, 's'),
 			 "connected_at", pgv(res, r, 8, 's'),
 			 "last_seen", pgv(res, r, 9, 's'),
-			 "mapping", mapping);
+			 "mapping", mapping,
+			 "modem", "reset_active", pgv(res, r, 13, 'b'),
+			 "vcc_present", pgv(res, r, 14, 'b'),
+			 "clk_active", pgv(res, r, 15, 'b'),
+			 "card_present", pgv(res, r, 16, 'b'));
 }
 
 /* Rows ordered by client: one object per client with its slots. */

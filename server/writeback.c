@@ -35,11 +35,22 @@ struct wb_peer {
 	char *component;	/* JSON text or NULL */
 };
 
+/* A slot status indication; -1 in an int field: not reported. */
+struct wb_status {
+	uint16_t id, slot;	/* bank id / client id and slot */
+	struct rspro_slot_status st;
+	const char *worker_state;	/* a static name or NULL */
+	char atr[2 * 55 + 1];	/* hex, "" for none */
+	long tpdu_count;
+};
+
 struct writeback {
 	struct server *srv;
 	struct idmap maps;	/* slot_key(bank) -> wb_map */
 	struct idmap banks;	/* bank id -> wb_peer */
 	struct idmap clients;	/* slot_key(client) -> wb_peer */
+	struct idmap bank_status;	/* slot_key(bank) -> wb_status */
+	struct idmap client_status;	/* slot_key(client) -> wb_status */
 	int scheduled;
 	int closed;		/* shutting down: nothing more is written */
 	lws_sorted_usec_list_t sul;
@@ -139,7 +150,7 @@ static void wb_done(struct db *db, const PGresult *res, void *arg)
 static void wb_query(struct writeback *wb, const char *what, const char *sql,
 		     struct pgarr *arrays, int n)
 {
-	const char *params[6];
+	const char *params[9];
 
 	for (int i = 0; i < n; i++)
 		params[i] = pgarr_done(&arrays[i]);
@@ -199,7 +210,20 @@ static void wb_flush_maps(struct writeback *wb, struct wb_take *t)
 	}
 }
 
-static void wb_flush_banks(struct writeback *wb, struct wb_take *t)
+/* Banks written offline: their slots' runtime state is unknown now. */
+static void wb_clear_offline(struct writeback *wb, struct pgarr *offline)
+{
+	if (!offline->n)
+		return;
+	wb_query(wb, "offline bank slots",
+		 "UPDATE bank_slots SET worker_state = NULL, card_present = "
+		 "NULL, atr = NULL, updated_at = now() WHERE bank_id = "
+		 "ANY($1::int[])", offline, 1);
+	memset(offline, 0, sizeof(*offline));
+}
+
+static void wb_flush_banks(struct writeback *wb, struct wb_take *t,
+			   struct pgarr *offline)
 {
 	while (wb_take(&wb->banks, t)) {
 		struct pgarr a[5] = { 0 }, inv[2] = { 0 };
@@ -215,6 +239,8 @@ static void wb_flush_banks(struct writeback *wb, struct wb_take *t)
 			if (p->online) {
 				pgarr_int(&inv[0], p->id);
 				pgarr_int(&inv[1], p->num_slots);
+			} else {
+				pgarr_int(offline, p->id);
 			}
 			free(p->component);
 			free(p);
@@ -273,17 +299,108 @@ static void wb_flush_clients(struct writeback *wb, struct wb_take *t)
 	}
 }
 
+/* -1 (not reported) becomes NULL */
+static void pgarr_opt_bool(struct pgarr *a, int v)
+{
+	if (v < 0)
+		pgarr_text(a, NULL);
+	else
+		pgarr_bool(a, v);
+}
+
+static void wb_flush_bank_status(struct writeback *wb, struct wb_take *t)
+{
+	while (wb_take(&wb->bank_status, t)) {
+		struct pgarr a[9] = { 0 }, keys[2] = { 0 };
+
+		for (int i = 0; i < t->n; i++) {
+			struct wb_status *x = t->items[i];
+
+			pgarr_int(&keys[0], x->id);
+			pgarr_int(&keys[1], x->slot);
+			pgarr_int(&a[0], x->id);
+			pgarr_int(&a[1], x->slot);
+			pgarr_opt_bool(&a[2], x->st.card_present);
+			pgarr_bool(&a[3], x->st.reset_active);
+			pgarr_opt_bool(&a[4], x->st.vcc_present);
+			pgarr_opt_bool(&a[5], x->st.clk_active);
+			pgarr_text(&a[6], x->worker_state);
+			pgarr_text(&a[7], x->atr[0] ? x->atr : NULL);
+			if (x->tpdu_count < 0)
+				pgarr_text(&a[8], NULL);
+			else
+				pgarr_int(&a[8], x->tpdu_count);
+			free(x);
+		}
+		/* a slot beyond the inventory the bankd announced */
+		wb_query(wb, "bank slots",
+			 "INSERT INTO bank_slots (bank_id, slot_nr) SELECT * FROM "
+			 "unnest($1::int[], $2::int[]) ON CONFLICT DO NOTHING",
+			 keys, 2);
+		/*
+		 * An unreported value keeps what is stored, except the ATR:
+		 * no card, no ATR.
+		 */
+		wb_query(wb, "bank slot status",
+			 "UPDATE bank_slots s SET card_present = coalesce(u.card, "
+			 "s.card_present), reset_active = u.rst, vcc_present = "
+			 "coalesce(u.vcc, s.vcc_present), clk_active = "
+			 "coalesce(u.clk, s.clk_active), worker_state = "
+			 "coalesce(u.ws, s.worker_state), atr = CASE WHEN u.card "
+			 "IS FALSE THEN NULL ELSE coalesce(decode(u.atr, 'hex'), "
+			 "s.atr) END, apdu_count = coalesce(u.n, s.apdu_count), "
+			 "updated_at = now() FROM unnest($1::int[], $2::int[], "
+			 "$3::bool[], $4::bool[], $5::bool[], $6::bool[], "
+			 "$7::text[], $8::text[], $9::bigint[]) AS u(b, sl, card, "
+			 "rst, vcc, clk, ws, atr, n) WHERE s.bank_id = u.b AND "
+			 "s.slot_nr = u.sl", a, 9);
+	}
+}
+
+static void wb_flush_client_status(struct writeback *wb, struct wb_take *t)
+{
+	while (wb_take(&wb->client_status, t)) {
+		struct pgarr a[6] = { 0 };
+
+		for (int i = 0; i < t->n; i++) {
+			struct wb_status *x = t->items[i];
+
+			pgarr_int(&a[0], x->id);
+			pgarr_int(&a[1], x->slot);
+			pgarr_bool(&a[2], x->st.reset_active);
+			pgarr_opt_bool(&a[3], x->st.vcc_present);
+			pgarr_opt_bool(&a[4], x->st.clk_active);
+			pgarr_opt_bool(&a[5], x->st.card_present);
+			free(x);
+		}
+		wb_query(wb, "client slot status",
+			 "UPDATE client_slots s SET reset_active = u.rst, "
+			 "vcc_present = u.vcc, clk_active = u.clk, card_present "
+			 "= u.card, updated_at = now() FROM unnest($1::int[], "
+			 "$2::int[], $3::bool[], $4::bool[], $5::bool[], "
+			 "$6::bool[]) AS u(c, n, rst, vcc, clk, card) WHERE "
+			 "s.client_id = u.c AND s.slot_nr = u.n", a, 6);
+	}
+}
+
 void writeback_flush(struct writeback *wb)
 {
 	static struct wb_take t;	/* big: keep it off the stack */
+	struct pgarr offline = { 0 };
 
 	wb->scheduled = 0;
 	lws_sul_cancel(&wb->sul);
 	if (!wb->srv->db || !db_is_up(wb->srv->db))
 		return;	/* kept; control_db_up() flushes on reconnect */
-	/* banks and clients first: nothing else refers to them yet */
-	wb_flush_banks(wb, &t);
+	/*
+	 * banks and clients first: the rest refers to them. A bank that went
+	 * offline loses its slots' state after the last reports it sent.
+	 */
+	wb_flush_banks(wb, &t, &offline);
 	wb_flush_clients(wb, &t);
+	wb_flush_bank_status(wb, &t);
+	wb_clear_offline(wb, &offline);
+	wb_flush_client_status(wb, &t);
 	wb_flush_maps(wb, &t);
 }
 
@@ -361,6 +478,57 @@ void writeback_client(struct writeback *wb, const struct rspro_client_slot *s,
 		    s->client_id, s->slot_nr, online, peer, 0, component);
 }
 
+static struct wb_status *wb_status_get(struct writeback *wb,
+				       struct idmap *table, uint16_t id,
+				       uint16_t slot)
+{
+	uint32_t key = slot_key(id, slot);
+	struct wb_status *x = idmap_get(table, key);
+
+	if (!x) {
+		x = calloc(1, sizeof(*x));
+		if (!x || idmap_put(table, key, x)) {
+			free(x);
+			LOGE("db", "out of memory: slot status not written");
+			return NULL;
+		}
+	}
+	x->id = id;
+	x->slot = slot;
+	wb_schedule(wb);
+	return x;
+}
+
+void writeback_bank_slot_status(struct writeback *wb,
+				const struct rspro_bank_slot *b,
+				const struct rspro_slot_status *st,
+				const char *worker_state, const uint8_t *atr,
+				size_t atr_len, long tpdu_count)
+{
+	struct wb_status *x = wb_status_get(wb, &wb->bank_status, b->bank_id,
+					    b->slot_nr);
+
+	if (!x)
+		return;
+	x->st = *st;
+	x->worker_state = worker_state;
+	x->tpdu_count = tpdu_count;
+	x->atr[0] = '\0';
+	for (size_t i = 0; i < atr_len && i < 55; i++)
+		snprintf(x->atr + 2 * i, 3, "%02x", atr[i]);
+}
+
+void writeback_client_slot_status(struct writeback *wb,
+				  const struct rspro_client_slot *c,
+				  const struct rspro_slot_status *st)
+{
+	struct wb_status *x = wb_status_get(wb, &wb->client_status,
+					    c->client_id, c->slot_nr);
+
+	if (x)
+		x->st = *st;
+}
+
 void writeback_close(struct writeback *wb)
 {
 	wb->closed = 1;
@@ -378,6 +546,8 @@ struct writeback *writeback_new(struct server *srv)
 	idmap_init(&wb->maps);
 	idmap_init(&wb->banks);
 	idmap_init(&wb->clients);
+	idmap_init(&wb->bank_status);
+	idmap_init(&wb->client_status);
 	return wb;
 }
 
@@ -403,6 +573,10 @@ void writeback_free(struct writeback *wb)
 	idmap_foreach(&wb->maps, wb_free_plain, NULL);
 	idmap_foreach(&wb->banks, wb_free_peer, NULL);
 	idmap_foreach(&wb->clients, wb_free_peer, NULL);
+	idmap_foreach(&wb->bank_status, wb_free_plain, NULL);
+	idmap_foreach(&wb->client_status, wb_free_plain, NULL);
+	idmap_free(&wb->bank_status);
+	idmap_free(&wb->client_status);
 	idmap_free(&wb->maps);
 	idmap_free(&wb->banks);
 	idmap_free(&wb->clients);

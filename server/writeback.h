@@ -29,6 +29,19 @@ void writeback_bankd(struct writeback *wb, uint16_t bank_id, int online,
 void writeback_client(struct writeback *wb, const struct rspro_client_slot *s,
 		      int online, const char *peer, const json_t *component);
 
+/*
+ * Slot status indications. Bank side: worker_state NULL, atr_len 0 and
+ * tpdu_count -1 mean "not reported" (osmo-remsim-bankd reports none).
+ */
+void writeback_bank_slot_status(struct writeback *wb,
+				const struct rspro_bank_slot *b,
+				const struct rspro_slot_status *st,
+				const char *worker_state, const uint8_t *atr,
+				size_t atr_len, long tpdu_count);
+void writeback_client_slot_status(struct writeback *wb,
+				  const struct rspro_client_slot *c,
+				  const struct rspro_slot_status *st);
+
 /* Queue everything pending now (shutdown, or the database came back). */
 void writeback_flush(struct writeback *wb);
 /* Shutting down: later changes are dropped, no timer is left behind. */
