@@ -59,6 +59,7 @@ struct pending {
 
 struct bankd {
 	json_t *identity;	/* its ComponentIdentity, as JSON */
+	char *memo;		/* control_bankd_info.memo */
 	uint16_t bank_id;
 	uint16_t num_slots;
 	struct rspro_conn *conn;
@@ -68,6 +69,7 @@ struct bankd {
 
 struct client {
 	json_t *identity;
+	char *memo;		/* control_client_info.memo */
 	struct rspro_client_slot slot;
 	struct rspro_conn *conn;
 	int told;			/* sent a configClientBankReq */
@@ -611,6 +613,7 @@ void control_conn_gone(struct server *srv, struct rspro_conn *conn)
 	}
 	json_decref(p->kind == PEER_BANKD ? p->bankd.identity :
 		    p->client.identity);
+	free(p->kind == PEER_BANKD ? p->bankd.memo : p->client.memo);
 	free(p);
 }
 
@@ -840,27 +843,41 @@ struct query_walk {
 	void *arg;
 };
 
+static void bankd_info(struct peer *p, struct control_bankd_info *out)
+{
+	*out = (struct control_bankd_info){
+		.bank_id = p->bankd.bank_id,
+		.num_slots = p->bankd.num_slots,
+		.peer = rspro_conn_peer(p->bankd.conn),
+		.identity = p->bankd.identity,
+		.memo = &p->bankd.memo,
+	};
+}
+
+static void client_info(struct peer *p, struct control_client_info *out)
+{
+	*out = (struct control_client_info){
+		.slot = p->client.slot,
+		.peer = rspro_conn_peer(p->client.conn),
+		.identity = p->client.identity,
+		.memo = &p->client.memo,
+	};
+}
+
 static void query_peer(uint32_t key, void *val, void *arg)
 {
 	struct query_walk *w = arg;
 	struct peer *p = val;
 
 	if (p->kind == PEER_BANKD && w->bankd_fn) {
-		struct control_bankd_info bi = {
-			.bank_id = p->bankd.bank_id,
-			.num_slots = p->bankd.num_slots,
-			.peer = rspro_conn_peer(p->bankd.conn),
-			.identity = p->bankd.identity,
-		};
+		struct control_bankd_info bi;
 
+		bankd_info(p, &bi);
 		w->bankd_fn(&bi, w->arg);
 	} else if (p->kind == PEER_CLIENT && w->client_fn) {
-		struct control_client_info ci = {
-			.slot = p->client.slot,
-			.peer = rspro_conn_peer(p->client.conn),
-			.identity = p->client.identity,
-		};
+		struct control_client_info ci;
 
+		client_info(p, &ci);
 		w->client_fn(&ci, w->arg);
 	}
 }
@@ -949,12 +966,7 @@ int control_find_bankd(struct server *srv, uint16_t bank_id,
 
 	if (!p)
 		return -1;
-	*out = (struct control_bankd_info){
-		.bank_id = p->bankd.bank_id,
-		.num_slots = p->bankd.num_slots,
-		.peer = rspro_conn_peer(p->bankd.conn),
-		.identity = p->bankd.identity,
-	};
+	bankd_info(p, out);
 	return 0;
 }
 
@@ -967,11 +979,7 @@ int control_find_client(struct server *srv,
 
 	if (!p)
 		return -1;
-	*out = (struct control_client_info){
-		.slot = p->client.slot,
-		.peer = rspro_conn_peer(p->client.conn),
-		.identity = p->client.identity,
-	};
+	client_info(p, out);
 	return 0;
 }
 

@@ -54,17 +54,24 @@ void control_db_notify(struct server *srv, const char *channel,
 		       const char *payload);
 
 /* Read-only views for the REST API and /metrics. */
+/*
+ * memo: a string the REST layer may hang on the connection (malloc()ed; it
+ * is free()d with the connection), so that what never changes while an
+ * agent is connected is rendered once, not on every request.
+ */
 struct control_bankd_info {
 	uint16_t bank_id;
 	uint16_t num_slots;
 	const char *peer;		/* "127.0.0.1:40000" */
 	const json_t *identity;		/* ComponentIdentity as JSON */
+	char **memo;
 };
 
 struct control_client_info {
 	struct rspro_client_slot slot;
 	const char *peer;
 	const json_t *identity;
+	char **memo;
 };
 
 struct control_map_info {

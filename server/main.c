@@ -6,6 +6,7 @@
  */
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -389,6 +390,14 @@ int main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Large answers (GET /api/backend/v1/clients at 10,000 clients is
+	 * 1.7 MB) would each get fresh mmap()ed pages from glibc and pay a
+	 * page fault per 4 KiB on every request; keep them on the heap and
+	 * keep up to 16 MB of freed heap for the next one.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 8 << 20);
+	mallopt(M_TRIM_THRESHOLD, 16 << 20);
 	if (uv_loop_init(&loop)) {
 		LOGE(NULL, "cannot create the event loop");
 		return 1;
