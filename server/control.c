@@ -7,6 +7,7 @@
  * answer them one by one and never echo the OperationTag.
  */
 #include "control.h"
+#include "control_priv.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -35,72 +36,6 @@ const char *slotmap_state_name(enum slotmap_state st)
 	return slotmap_state_names[st];
 }
 
-struct slotmap {
-	struct rspro_bank_slot bank;
-	struct rspro_client_slot client;
-	enum slotmap_state state;
-	int indexed;	/* in the lookup tables (not yet being removed) */
-	int doomed;	/* deleted while its create was outstanding */
-	int seen;	/* found in the database by the last reload */
-	uint64_t seq;	/* creation order, for listings */
-	char name[48];	/* "B1:0 <-> C23:0" */
-};
-
-enum pending_op { PENDING_CREATE, PENDING_REMOVE, PENDING_RESET };
-
-/* A request sent to a bankd whose response has not arrived yet. */
-struct pending {
-	struct pending *next;
-	enum pending_op op;
-	struct slotmap *map;	/* NULL once the mapping is gone */
-	struct rspro_bank_slot bank;
-	struct rspro_client_slot client;
-};
-
-struct bankd {
-	json_t *identity;	/* its ComponentIdentity, as JSON */
-	char *memo;		/* control_bankd_info.memo */
-	uint16_t bank_id;
-	uint16_t num_slots;
-	struct rspro_conn *conn;
-	struct rspro_ip_port addr;	/* where clients reach it */
-	struct pending *pend_head, *pend_tail;
-};
-
-struct client {
-	json_t *identity;
-	char *memo;		/* control_client_info.memo */
-	struct rspro_client_slot slot;
-	struct rspro_conn *conn;
-	int told;			/* sent a configClientBankReq */
-	struct rspro_bank_slot told_bank;
-	struct rspro_ip_port told_addr;
-};
-
-enum peer_kind { PEER_BANKD = 1, PEER_CLIENT };
-
-/* What rspro_conn's user pointer holds: a tagged bankd or client. */
-struct peer {
-	enum peer_kind kind;
-	union {
-		struct bankd bankd;
-		struct client client;
-	};
-};
-
-struct control {
-	struct server *srv;
-	struct idmap banks;		/* bank id -> struct peer (bankd) */
-	struct idmap clients;		/* slot_key(client, slot) -> peer */
-	struct idmap by_bank;		/* slot_key(bank, slot) -> slotmap */
-	struct idmap by_client;		/* slot_key(client, slot) -> slotmap */
-	int loaded;			/* mappings read from the database */
-	struct writeback *wb;		/* runtime state to the database */
-	uint64_t map_seq;
-	uint64_t maps_gen;		/* bumped when the mapping list changes */
-};
-
-#define CTX(map) ((map)->name)
 
 /* ---- database write-back ---- */
 
@@ -112,28 +47,28 @@ static void control_db_done(struct db *db, const PGresult *res, void *arg)
 }
 
 /* Runs a write if the database is up; a full resync follows every reconnect. */
-static void control_db_write(struct control *ctl, const char *sql, int n,
-			     const char *const *params)
+void control_db_write(struct control *ctl, const char *sql, int n,
+		      const char *const *params)
 {
 	if (ctl->srv->db && db_is_up(ctl->srv->db))
 		db_query(ctl->srv->db, sql, n, params, control_db_done, NULL);
 }
 
-static void persist_map_state(struct control *ctl, const struct slotmap *m)
+void control_persist_map_state(struct control *ctl, const struct slotmap *m)
 {
 	writeback_map_state(ctl->wb, &m->bank, &m->client,
 			    slotmap_state_name(m->state));
 }
 
-static void persist_bankd(struct control *ctl, const struct bankd *b,
-			  int online, const char *peer)
+void control_persist_bankd(struct control *ctl, const struct bankd *b,
+			   int online, const char *peer)
 {
 	writeback_bankd(ctl->wb, b->bank_id, online, peer, b->num_slots,
 			b->identity);
 }
 
-static void persist_client(struct control *ctl, const struct client *cl,
-			   int online, const char *peer)
+void control_persist_client(struct control *ctl, const struct client *cl,
+			    int online, const char *peer)
 {
 	writeback_client(ctl->wb, &cl->slot, online, peer, cl->identity);
 }
@@ -160,7 +95,7 @@ static void map_set_state(struct control *ctl, struct slotmap *m,
 	m->state = st;
 	ctl->maps_gen++;
 	if (m->indexed)
-		persist_map_state(ctl, m);
+		control_persist_map_state(ctl, m);
 }
 
 static void map_unindex(struct control *ctl, struct slotmap *m)
@@ -297,8 +232,8 @@ static void map_send_remove(struct control *ctl, struct slotmap *m)
 }
 
 /* The mapping is gone from the database: take it off its bankd. */
-static void map_remove(struct control *ctl, struct slotmap *m,
-		       const char *reason)
+void control_map_remove(struct control *ctl, struct slotmap *m,
+			const char *reason)
 {
 	LOGN(CTX(m), "removing (%s)", reason);
 	map_unindex(ctl, m);
@@ -319,9 +254,9 @@ static void map_remove(struct control *ctl, struct slotmap *m,
 	}
 }
 
-static struct slotmap *map_add(struct control *ctl,
-			       const struct rspro_bank_slot *bank,
-			       const struct rspro_client_slot *client)
+struct slotmap *control_map_add(struct control *ctl,
+				const struct rspro_bank_slot *bank,
+				const struct rspro_client_slot *client)
 {
 	struct slotmap *m, *old;
 
@@ -331,11 +266,11 @@ static struct slotmap *map_add(struct control *ctl,
 		return old;
 	/* the database moved on before we saw the old one go */
 	if (old)
-		map_remove(ctl, old, "bank slot reassigned");
+		control_map_remove(ctl, old, "bank slot reassigned");
 	old = idmap_get(&ctl->by_client,
 			slot_key(client->client_id, client->slot_nr));
 	if (old)
-		map_remove(ctl, old, "client slot reassigned");
+		control_map_remove(ctl, old, "client slot reassigned");
 
 	m = calloc(1, sizeof(*m));
 	if (!m)
@@ -356,7 +291,7 @@ static struct slotmap *map_add(struct control *ctl,
 	m->indexed = 1;
 	ctl->maps_gen++;
 	LOGN(CTX(m), "new mapping");
-	persist_map_state(ctl, m);
+	control_persist_map_state(ctl, m);
 	map_send_create(ctl, m);
 	return m;
 }
@@ -493,7 +428,7 @@ long control_bankd_connect(struct server *srv, struct rspro_conn *conn,
 	     (const char *)req->identity.software.buf,
 	     (int)req->identity.swVersion.size,
 	     (const char *)req->identity.swVersion.buf);
-	persist_bankd(ctl, &p->bankd, 1, rspro_conn_peer(conn));
+	control_persist_bankd(ctl, &p->bankd, 1, rspro_conn_peer(conn));
 	return ResultCode_ok;
 }
 
@@ -555,7 +490,7 @@ long control_client_connect(struct server *srv, struct rspro_conn *conn,
 	}
 	rspro_conn_set_user(conn, p);
 	LOGN(rspro_conn_name(conn), "client online");
-	persist_client(ctl, &p->client, 1, rspro_conn_peer(conn));
+	control_persist_client(ctl, &p->client, 1, rspro_conn_peer(conn));
 	return ResultCode_ok;
 }
 
@@ -591,7 +526,7 @@ static void bankd_gone(struct control *ctl, struct peer *p)
 		if (m && m->bank.bank_id == b->bank_id)
 			map_set_state(ctl, m, SLOTMAP_NEW, "bankd offline");
 	}
-	persist_bankd(ctl, b, 0, rspro_conn_peer(b->conn));
+	control_persist_bankd(ctl, b, 0, rspro_conn_peer(b->conn));
 	LOGN(rspro_conn_name(b->conn), "bankd offline");
 }
 
@@ -608,7 +543,7 @@ void control_conn_gone(struct server *srv, struct rspro_conn *conn)
 	} else {
 		idmap_del(&ctl->clients, slot_key(p->client.slot.client_id,
 						  p->client.slot.slot_nr));
-		persist_client(ctl, &p->client, 0, rspro_conn_peer(conn));
+		control_persist_client(ctl, &p->client, 0, rspro_conn_peer(conn));
 		LOGN(rspro_conn_name(conn), "client offline");
 	}
 	json_decref(p->kind == PEER_BANKD ? p->bankd.identity :
@@ -678,325 +613,6 @@ void control_handle_pdu(struct server *srv, struct rspro_conn *conn,
 		LOGI(rspro_conn_name(conn), "%s not handled",
 		     rspro_pdu_name(pdu));
 		break;
-	}
-}
-
-/* ---- the database side ---- */
-
-static void load_mark_unseen(uint32_t key, void *val, void *arg)
-{
-	((struct slotmap *)val)->seen = 0;
-}
-
-struct sweep {
-	struct slotmap *list[256];
-	size_t n;
-};
-
-static void load_collect_unseen(uint32_t key, void *val, void *arg)
-{
-	struct sweep *sw = arg;
-	struct slotmap *m = val;
-
-	if (!m->seen && sw->n < sizeof(sw->list) / sizeof(sw->list[0]))
-		sw->list[sw->n++] = m;
-}
-
-static void control_loaded(struct db *db, const PGresult *res, void *arg)
-{
-	struct control *ctl = arg;
-	struct sweep sw;
-	int rows;
-
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		LOGE("db", "cannot load the slot mappings: %s",
-		     res ? PQresultErrorMessage(res) : "connection lost");
-		return;
-	}
-	idmap_foreach(&ctl->by_bank, load_mark_unseen, NULL);
-	rows = PQntuples(res);
-	for (int r = 0; r < rows; r++) {
-		struct rspro_bank_slot b = {
-			(uint16_t)atoi(PQgetvalue(res, r, 0)),
-			(uint16_t)atoi(PQgetvalue(res, r, 1)) };
-		struct rspro_client_slot c = {
-			(uint16_t)atoi(PQgetvalue(res, r, 2)),
-			(uint16_t)atoi(PQgetvalue(res, r, 3)) };
-		struct slotmap *m = map_add(ctl, &b, &c);
-
-		if (m) {
-			m->seen = 1;
-			persist_map_state(ctl, m);	/* resync after an outage */
-		}
-	}
-	/* mappings deleted while we could not see the database */
-	do {
-		sw.n = 0;
-		idmap_foreach(&ctl->by_bank, load_collect_unseen, &sw);
-		for (size_t i = 0; i < sw.n; i++)
-			map_remove(ctl, sw.list[i], "deleted from the database");
-	} while (sw.n);
-	ctl->loaded = 1;
-	LOGN("db", "%d slot mappings loaded", rows);
-}
-
-static void resync_peer(uint32_t key, void *val, void *arg)
-{
-	struct control *ctl = arg;
-	struct peer *p = val;
-
-	if (p->kind == PEER_BANKD)
-		persist_bankd(ctl, &p->bankd, 1, rspro_conn_peer(p->bankd.conn));
-	else
-		persist_client(ctl, &p->client, 1,
-			       rspro_conn_peer(p->client.conn));
-}
-
-void control_db_up(struct server *srv)
-{
-	struct control *ctl = srv->control;
-
-	/* what happened while the database was away: write it now */
-	control_db_write(ctl, "UPDATE banks SET online = false WHERE online", 0,
-			 NULL);
-	control_db_write(ctl, "UPDATE client_slots SET online = false WHERE "
-			 "online", 0, NULL);
-	idmap_foreach(&ctl->banks, resync_peer, ctl);
-	idmap_foreach(&ctl->clients, resync_peer, ctl);
-	db_query(srv->db, "SELECT bank_id, bank_slot, client_id, client_slot "
-		 "FROM slotmaps ORDER BY created_at, bank_id, bank_slot", 0,
-		 NULL, control_loaded, ctl);
-}
-
-static int json_pair(const json_t *j, const char *key, uint16_t *a, uint16_t *b)
-{
-	json_t *v = json_object_get(j, key);
-	json_int_t x, y;
-
-	if (!json_is_array(v) || json_array_size(v) != 2 ||
-	    !json_is_integer(json_array_get(v, 0)) ||
-	    !json_is_integer(json_array_get(v, 1)))
-		return -1;
-	x = json_integer_value(json_array_get(v, 0));
-	y = json_integer_value(json_array_get(v, 1));
-	if (x < 0 || x > RSPRO_MAX_ID || y < 0 || y > RSPRO_MAX_ID)
-		return -1;
-	*a = (uint16_t)x;
-	*b = (uint16_t)y;
-	return 0;
-}
-
-static void control_slotmap_notify(struct control *ctl, const char *payload)
-{
-	struct rspro_bank_slot b, ob;
-	struct rspro_client_slot c, oc;
-	json_t *j = json_loads(payload, 0, NULL);
-	const char *op = j ? json_string_value(json_object_get(j, "op")) : NULL;
-	struct slotmap *m;
-
-	if (!op) {
-		LOGE("db", "unreadable slotmap notification: %s", payload);
-		goto out;
-	}
-	if (!strcmp(op, "TRUNCATE")) {
-		control_db_up(ctl->srv);
-		goto out;
-	}
-	if (json_pair(j, "bank", &b.bank_id, &b.slot_nr) ||
-	    json_pair(j, "client", &c.client_id, &c.slot_nr)) {
-		LOGE("db", "unreadable slotmap notification: %s", payload);
-		goto out;
-	}
-	if (!strcmp(op, "UPDATE") &&
-	    !json_pair(j, "old_bank", &ob.bank_id, &ob.slot_nr) &&
-	    !json_pair(j, "old_client", &oc.client_id, &oc.slot_nr)) {
-		m = idmap_get(&ctl->by_bank, slot_key(ob.bank_id, ob.slot_nr));
-		if (m && m->client.client_id == oc.client_id &&
-		    m->client.slot_nr == oc.slot_nr)
-			map_remove(ctl, m, "moved by an UPDATE");
-		map_add(ctl, &b, &c);
-	} else if (!strcmp(op, "INSERT")) {
-		map_add(ctl, &b, &c);
-	} else if (!strcmp(op, "DELETE")) {
-		m = idmap_get(&ctl->by_bank, slot_key(b.bank_id, b.slot_nr));
-		if (m && m->client.client_id == c.client_id &&
-		    m->client.slot_nr == c.slot_nr)
-			map_remove(ctl, m, "deleted");
-	} else {
-		LOGE("db", "unknown slotmap operation: %s", payload);
-	}
-out:
-	json_decref(j);
-}
-
-void control_db_notify(struct server *srv, const char *channel,
-		       const char *payload)
-{
-	LOGD("db", "notification on %s: %s", channel, payload);
-	if (!strcmp(channel, "remsim_slotmaps") && srv->control->loaded)
-		control_slotmap_notify(srv->control, payload);
-}
-
-struct query_walk {
-	void (*bankd_fn)(const struct control_bankd_info *, void *);
-	void (*client_fn)(const struct control_client_info *, void *);
-	void *arg;
-};
-
-static void bankd_info(struct peer *p, struct control_bankd_info *out)
-{
-	*out = (struct control_bankd_info){
-		.bank_id = p->bankd.bank_id,
-		.num_slots = p->bankd.num_slots,
-		.peer = rspro_conn_peer(p->bankd.conn),
-		.identity = p->bankd.identity,
-		.memo = &p->bankd.memo,
-	};
-}
-
-static void client_info(struct peer *p, struct control_client_info *out)
-{
-	*out = (struct control_client_info){
-		.slot = p->client.slot,
-		.peer = rspro_conn_peer(p->client.conn),
-		.identity = p->client.identity,
-		.memo = &p->client.memo,
-	};
-}
-
-static void query_peer(uint32_t key, void *val, void *arg)
-{
-	struct query_walk *w = arg;
-	struct peer *p = val;
-
-	if (p->kind == PEER_BANKD && w->bankd_fn) {
-		struct control_bankd_info bi;
-
-		bankd_info(p, &bi);
-		w->bankd_fn(&bi, w->arg);
-	} else if (p->kind == PEER_CLIENT && w->client_fn) {
-		struct control_client_info ci;
-
-		client_info(p, &ci);
-		w->client_fn(&ci, w->arg);
-	}
-}
-
-void control_foreach_bankd(struct server *srv,
-			   void (*fn)(const struct control_bankd_info *, void *),
-			   void *arg)
-{
-	struct query_walk w = { .bankd_fn = fn, .arg = arg };
-
-	idmap_foreach(&srv->control->banks, query_peer, &w);
-}
-
-void control_foreach_client(struct server *srv,
-			    void (*fn)(const struct control_client_info *,
-				       void *),
-			    void *arg)
-{
-	struct query_walk w = { .client_fn = fn, .arg = arg };
-
-	idmap_foreach(&srv->control->clients, query_peer, &w);
-}
-
-static int map_info_cmp(const void *a, const void *b)
-{
-	const struct control_map_info *x = a, *y = b;
-
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-static void collect_map(uint32_t key, void *val, void *arg)
-{
-	struct control_map_info **out = arg;
-	const struct slotmap *m = val;
-
-	(*out)->bank = m->bank;
-	(*out)->client = m->client;
-	(*out)->state = m->state;
-	(*out)->seq = m->seq;
-	(*out)++;
-}
-
-struct control_map_info *control_list_maps(struct server *srv, size_t *n)
-{
-	struct control *ctl = srv->control;
-	struct control_map_info *list, *end;
-
-	*n = ctl->by_bank.count;
-	list = calloc(*n ? *n : 1, sizeof(*list));
-	if (!list) {
-		*n = 0;
-		return NULL;
-	}
-	end = list;
-	idmap_foreach(&ctl->by_bank, collect_map, &end);
-	qsort(list, *n, sizeof(*list), map_info_cmp);
-	return list;
-}
-
-/* ---- lookups for the REST API (read-only) ---- */
-
-uint64_t control_maps_generation(struct server *srv)
-{
-	return srv->control->maps_gen;
-}
-
-int control_find_map(struct server *srv, uint16_t bank_id, uint16_t slot_nr,
-		     struct control_map_info *out)
-{
-	const struct slotmap *m = idmap_get(&srv->control->by_bank,
-					    slot_key(bank_id, slot_nr));
-
-	if (!m)
-		return -1;
-	out->bank = m->bank;
-	out->client = m->client;
-	out->state = m->state;
-	out->seq = m->seq;
-	return 0;
-}
-
-int control_find_bankd(struct server *srv, uint16_t bank_id,
-		       struct control_bankd_info *out)
-{
-	struct peer *p = idmap_get(&srv->control->banks, bank_id);
-
-	if (!p)
-		return -1;
-	bankd_info(p, out);
-	return 0;
-}
-
-int control_find_client(struct server *srv,
-			const struct rspro_client_slot *slot,
-			struct control_client_info *out)
-{
-	struct peer *p = idmap_get(&srv->control->clients,
-				   slot_key(slot->client_id, slot->slot_nr));
-
-	if (!p)
-		return -1;
-	client_info(p, out);
-	return 0;
-}
-
-void control_get_stats(struct server *srv, struct control_stats *st)
-{
-	struct control *ctl = srv->control;
-
-	memset(st, 0, sizeof(*st));
-	for (size_t i = 0; i < ctl->banks.cap; i++)
-		if (ctl->banks.vals[i])
-			st->banks_online++;
-	st->clients_online = (unsigned)ctl->clients.count;
-	for (size_t i = 0; i < ctl->by_bank.cap; i++) {
-		struct slotmap *m = ctl->by_bank.vals[i];
-
-		if (m)
-			st->maps[m->state]++;
 	}
 }
 
