@@ -373,6 +373,18 @@ RsproPDU_t *rspro_gen_bank_slot_status_ind(
 	return rspro_pdu_done(pdu, rspro_set_status(&m->slotPhysStatus, st));
 }
 
+int rspro_connect_bank_req_set_port(RsproPDU_t *req, uint16_t port)
+{
+	ConnectBankReq_t *m = &req->msg.choice.connectBankReq;
+
+	if (!m->bankdPort)
+		m->bankdPort = calloc(1, sizeof(*m->bankdPort));
+	if (!m->bankdPort)
+		return -ENOMEM;
+	*m->bankdPort = port;
+	return 0;
+}
+
 RsproPDU_t *rspro_gen_bank_slot_report(const struct rspro_bank_slot *from,
 				       const struct rspro_client_slot *to,
 				       const struct rspro_slot_status *st,

@@ -136,6 +136,9 @@ RsproPDU_t *rspro_gen_tpdu_card2modem(const struct rspro_bank_slot *from,
 RsproPDU_t *rspro_gen_client_slot_status_ind(
 	const struct rspro_client_slot *from, const struct rspro_bank_slot *to,
 	const struct rspro_slot_status *st);
+/* remsim-bankd's listen port in its connectBankReq; 0 or -ENOMEM. */
+int rspro_connect_bank_req_set_port(RsproPDU_t *req, uint16_t port);
+
 RsproPDU_t *rspro_gen_bank_slot_status_ind(
 	const struct rspro_bank_slot *from, const struct rspro_client_slot *to,
 	const struct rspro_slot_status *st);

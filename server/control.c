@@ -416,7 +416,10 @@ long control_bankd_connect(struct server *srv, struct rspro_conn *conn,
 	p->bankd.conn = conn;
 	p->bankd.identity = rspro_identity_to_json(&req->identity);
 	rspro_conn_peer_ip(conn, &p->bankd.addr);
-	p->bankd.addr.port = (uint16_t)srv->cfg.bankd_port;
+	/* remsim-bankd says where it listens; osmo-remsim's is --bankd-port */
+	p->bankd.addr.port = req->bankdPort && *req->bankdPort ?
+			     (uint16_t)*req->bankdPort :
+			     (uint16_t)srv->cfg.bankd_port;
 	if (idmap_put(&ctl->banks, (uint32_t)req->bankId, p)) {
 		json_decref(p->bankd.identity);
 		free(p);

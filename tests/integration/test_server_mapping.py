@@ -151,3 +151,27 @@ def test_shutdown_marks_agents_offline(server, peer, postgres):
     wait_sql(postgres, "SELECT online FROM banks", "t")
     assert srv.terminate() == 0
     assert postgres.psql("SELECT online FROM banks") == "f"
+
+
+# osmo-remsim's connectBankReq (bank 1, 4 slots) plus remsim's bankdPort [11] = 12345
+CONNECT_BANK_REQ_PORT_12345 = bytes.fromhex(
+    "003dee07303a800102810100a232a03030240a0102160a6669786d652d6e616d65800c72656d73696d2d"
+    "62616e6b648105312e302e300201010201048b023039")
+
+
+def test_clients_are_sent_to_the_port_the_bankd_announces(server, peer, postgres):
+    """Two remsim-bankds on one host listen on different ports; each says which in its
+    connect request, and clients are sent there instead of --bankd-port."""
+    srv = server()
+    bankd = peer(srv.port, CONNECT_BANK_REQ_PORT_12345)
+    bankd.expect("connectBankRes")
+    bankd.expect("resetStateReq")
+    bankd.send_json(res("resetStateRes"))
+    client = connect_client(peer, srv)
+    wait_sql(postgres, "SELECT online FROM client_slots WHERE client_id = 23", "t")
+    postgres.psql("INSERT INTO slotmaps (bank_id, bank_slot, client_id, client_slot) "
+                  "VALUES (1, 0, 23, 0)")
+    bankd.expect("createMappingReq")
+    bankd.send_json(res("createMappingRes"))
+    cfg = client.expect("configClientBankReq")
+    assert cfg.msg["bankd"] == {"ip": {"ipv4": "7f000001"}, "port": 12345}

@@ -437,6 +437,25 @@ static void test_extension_slot_report(void **state)
 	assert_null(rspro_worker_state_name(-1));
 }
 
+/* remsim-bankd's listen port after osmo-remsim's connectBankReq body */
+static void test_extension_bankd_port(void **state)
+{
+	RsproPDU_t *p = rspro_gen_connect_bank_req(&bankd_id, 1, 4, NULL);
+	RsproPDU_t *q;
+
+	assert_int_equal(rspro_connect_bank_req_set_port(p, 12345), 0);
+	q = roundtrip(p);
+	assert_non_null(q->msg.choice.connectBankReq.bankdPort);
+	assert_int_equal(*q->msg.choice.connectBankReq.bankdPort, 12345);
+	rspro_pdu_free(q);
+	/* set twice: the last one counts, nothing leaks */
+	assert_int_equal(rspro_connect_bank_req_set_port(p, 9999), 0);
+	q = roundtrip(p);
+	assert_int_equal(*q->msg.choice.connectBankReq.bankdPort, 9999);
+	rspro_pdu_free(p);
+	rspro_pdu_free(q);
+}
+
 /* An osmo-remsim 1.0 decoder skips what we add; so must we skip theirs. */
 static void test_unknown_extension_skipped(void **state)
 {
@@ -670,6 +689,7 @@ int main(void)
 		cmocka_unit_test(test_extension_token),
 		cmocka_unit_test(test_extension_caps),
 		cmocka_unit_test(test_extension_slot_report),
+		cmocka_unit_test(test_extension_bankd_port),
 		cmocka_unit_test(test_unknown_extension_skipped),
 		cmocka_unit_test(test_decode_errors),
 		cmocka_unit_test(test_decode_truncated_everywhere),
