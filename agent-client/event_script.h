@@ -1,0 +1,41 @@
+/*
+ * event_script: the -e hook. Each event runs "/bin/sh -c '<cmd> "$@"' sh
+ * <event>" with REMSIM_* variables describing the client (docs/client.md),
+ * without blocking the loop: children run one at a time in event order,
+ * later events wait in a bounded queue, exits are reaped on SIGCHLD.
+ */
+#ifndef REMSIM_CLIENT_EVENT_SCRIPT_H
+#define REMSIM_CLIENT_EVENT_SCRIPT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define EVENT_SCRIPT_QUEUE_MAX	64
+
+struct event_script;
+
+/* What an event is about; NULL strings and unknown slots become "". */
+struct event_env {
+	const char *event;		/* "mapped", "bankd-up", ... */
+	const char *state;		/* client state name */
+	int client_id, client_slot;
+	int bank_id, bank_slot;		/* -1: not mapped */
+	const char *bankd_host;
+	int bankd_port;			/* -1: none */
+	const char *server_host;
+	int server_port;
+	const char *atr_hex;
+};
+
+struct event_script *event_script_new(const char *cmd);
+/* Drops queued events; a running child is left to finish on its own. */
+void event_script_free(struct event_script *es);
+/* Queues the event (runs it at once when idle); 0 or -errno. */
+int event_script_fire(struct event_script *es, const struct event_env *env);
+/* Reaps exited children and starts the next queued event. SIGCHLD. */
+void event_script_reap(struct event_script *es);
+/* pid of the running child, 0 if none (for tests and logs). */
+pid_t event_script_running(const struct event_script *es);
+
+#endif
