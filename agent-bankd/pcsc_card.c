@@ -142,12 +142,28 @@ fail:
 	return rc;
 }
 
+/*
+ * After a failed transmit: is the card still there? Readers do not agree
+ * on the error for a card pulled mid-command (vpcd: SCARD_E_NOT_TRANSACTED
+ * or an empty answer), so ask.
+ */
+static bool pcsc_card_gone(struct pcsc_card *c)
+{
+	DWORD state = 0, proto = 0, atr_len = 0;
+	LONG rv = SCardStatus(c->handle, NULL, NULL, &state, &proto, NULL,
+			      &atr_len);
+
+	return pcsc_card_map_rv(rv) == PCSC_CARD_ERR_NO_CARD ||
+	       (rv == SCARD_S_SUCCESS && !(state & SCARD_PRESENT));
+}
+
 int pcsc_card_transmit(struct pcsc_card *c, const uint8_t *cmd, size_t len,
 		       uint8_t *resp, size_t *resp_len, char *err,
 		       size_t errlen)
 {
 	DWORD rlen = (DWORD)*resp_len;
 	LONG rv;
+	int rc;
 
 	if (!c->connected) {
 		snprintf(err, errlen, "card not open");
@@ -155,13 +171,17 @@ int pcsc_card_transmit(struct pcsc_card *c, const uint8_t *cmd, size_t len,
 	}
 	rv = SCardTransmit(c->handle, SCARD_PCI_T0, cmd, (DWORD)len, NULL,
 			   resp, &rlen);
-	if (rv != SCARD_S_SUCCESS)
-		return pcsc_card_fail(rv, "SCardTransmit", err, errlen);
+	if (rv != SCARD_S_SUCCESS) {
+		rc = pcsc_card_fail(rv, "SCardTransmit", err, errlen);
+		return rc == PCSC_CARD_ERR_IO && pcsc_card_gone(c) ?
+		       PCSC_CARD_ERR_NO_CARD : rc;
+	}
 	if (rlen < 2) {
 		/* a client reads SW1 SW2 from the last two bytes */
 		snprintf(err, errlen, "card answered %lu bytes, no status word",
 			 (unsigned long)rlen);
-		return PCSC_CARD_ERR_IO;
+		return pcsc_card_gone(c) ? PCSC_CARD_ERR_NO_CARD :
+		       PCSC_CARD_ERR_IO;
 	}
 	*resp_len = rlen;
 	return 0;

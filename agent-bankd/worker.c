@@ -107,8 +107,13 @@ void worker_reset(struct worker *w, const char *reason)
 		slotmap_release(&w->bd->map, w->idx);
 	worker_set_state(w, WorkerState_init, "%s", reason);
 	if (was_mapped) {
-		/* nobody serves the slot now: its client may connect again */
+		/*
+		 * nobody serves the slot now: its client may connect again.
+		 * A card known to be gone stays reported gone.
+		 */
 		slot_status_idle(&idle, slot_nr);
+		if (w->card_present == 0)
+			idle.card_present = 0;
 		slot_report_post(&w->bd->report, &idle);
 	}
 	w->identified = false;
