@@ -623,52 +623,60 @@ def _write_vpcd_config(dir: Path, nreaders: int, base_port: int) -> list[tuple[s
     return readers
 
 
-@pytest.fixture
-def pcscd_factory(spawn):
-    """pcscd_factory(nreaders=2) -> started Pcscd with nreaders vpcd readers (even, 2..16).
+def start_pcscd(nreaders: int, start_proc) -> Pcscd:
+    """A private pcscd with nreaders vpcd readers (even, 2..16), started through
+    start_proc(argv, name) -> Proc (the spawn fixture, or a plain Proc in scripts/demo).
 
     Reader 2i+k is "remsim-vpcd<i> 00 0<k>" on TCP port BASE+2i+k (vpcd listens on 0.0.0.0).
     pcscd always uses /run/pcscd, so each instance runs in a mount namespace of its own with
     a private directory bind-mounted there; any number of instances can run side by side.
+    The caller stops pcscd.proc and removes pcscd.dir.
     """
+    if nreaders <= 0 or nreaders % 2 or nreaders > PCSCD_MAX_READERS:
+        raise ValueError(f"nreaders must be even, 2..{PCSCD_MAX_READERS}, not {nreaders}")
+    dir = make_short_dir("rs-pcscd-")  # the client socket path must stay short too
+    for sub in ("run", "conf", "drv"):
+        (dir / sub).mkdir()
+    readers = _write_vpcd_config(dir, nreaders, free_port(nreaders))
+    os.makedirs("/run/pcscd", exist_ok=True)  # the bind mount's target
+    script = 'mount --bind "$0" /run/pcscd && exec pcscd -f -i -c "$1"'
+    argv = ["unshare", "-m", "sh", "-c", script, dir / "run", dir / "conf" / "reader.conf"]
+    proc = start_proc(argv, "pcscd")
+    pcscd = Pcscd(dir, readers, proc)
+    proc.wait_ready(dir / "run" / "pcscd.comm")  # created once all readers are loaded
+
+    # A busy port only logs "init failed"; pcscd then runs on without that reader.
+    want = {port for _, port in readers}
+
+    def vpcd_ports_listening(p):
+        return want <= listening_ports(p.pid)
+
+    try:
+        proc.wait_ready(vpcd_ports_listening, timeout=3)
+    except ProcError as e:
+        missing = sorted(want - listening_ports(proc.pid))
+        raise ProcError(f"vpcd ports {missing} are not listening: {e}") from None
+    return pcscd
+
+
+@pytest.fixture
+def pcscd_factory(spawn):
+    """pcscd_factory(nreaders=2) -> started Pcscd with nreaders vpcd readers (start_pcscd)."""
     if os.geteuid() != 0:
         pytest.skip("a private pcscd needs root (mount namespace)")
     if not shutil.which("pcscd"):
         pytest.skip("pcscd is not installed (apt-get install pcscd)")
-    dirs, procs = [], []
+    started = []
 
     def make(nreaders: int = 2) -> Pcscd:
-        if nreaders <= 0 or nreaders % 2 or nreaders > PCSCD_MAX_READERS:
-            raise ValueError(f"nreaders must be even, 2..{PCSCD_MAX_READERS}, not {nreaders}")
-        dir = make_short_dir("rs-pcscd-")  # the client socket path must stay short too
-        dirs.append(dir)
-        for sub in ("run", "conf", "drv"):
-            (dir / sub).mkdir()
-        readers = _write_vpcd_config(dir, nreaders, free_port(nreaders))
-        os.makedirs("/run/pcscd", exist_ok=True)  # the bind mount's target
-        script = 'mount --bind "$0" /run/pcscd && exec pcscd -f -i -c "$1"'
-        argv = ["unshare", "-m", "sh", "-c", script, dir / "run", dir / "conf" / "reader.conf"]
-        proc = spawn(argv, name="pcscd")
-        procs.append(proc)
-        proc.wait_ready(dir / "run" / "pcscd.comm")  # created once all readers are loaded
-
-        # A busy port only logs "init failed"; pcscd then runs on without that reader.
-        want = {port for _, port in readers}
-
-        def vpcd_ports_listening(p):
-            return want <= listening_ports(p.pid)
-
-        try:
-            proc.wait_ready(vpcd_ports_listening, timeout=3)
-        except ProcError as e:
-            missing = sorted(want - listening_ports(proc.pid))
-            raise ProcError(f"vpcd ports {missing} are not listening: {e}") from None
-        return Pcscd(dir, readers, proc)
+        p = start_pcscd(nreaders, lambda argv, name: spawn(argv, name=name))
+        started.append(p)
+        return p
 
     yield make
-    stop_all(procs)  # 1-2 s each, so all at once, and before their directories go
-    for dir in dirs:
-        shutil.rmtree(dir, ignore_errors=True)
+    stop_all([p.proc for p in started])  # 1-2 s each, so all at once, before their dirs go
+    for p in started:
+        shutil.rmtree(p.dir, ignore_errors=True)
 
 
 @pytest.fixture
