@@ -22,6 +22,7 @@
 #include "bankd.h"
 #include "link.h"
 #include "log.h"
+#include "opt.h"
 #include "server_link.h"
 #include "worker.h"
 
@@ -78,21 +79,6 @@ static void usage(FILE *out)
 		READER_MAP_DEFAULT_FILE, BANKD_DEFAULT_MAP_WAIT_MS);
 }
 
-/* A decimal number in [min, max]; -1 on anything else. */
-static long parse_number(const char *s, long min, long max)
-{
-	char *end;
-	long v;
-
-	if (!*s)
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -1;
-	return v;
-}
-
 static int bad_arg(const char *opt, const char *val, const char *want)
 {
 	fprintf(stderr, "%s: invalid %s '%s' (%s)\n", prog, opt, val, want);
@@ -136,7 +122,7 @@ static int parse_args(int argc, char **argv, struct bankd_config *cfg)
 			break;
 		case 'p':
 		case 'P':
-			v = parse_number(optarg, 1, 65535);
+			v = opt_number(optarg, 1, 65535);
 			if (v < 0)
 				return bad_arg("port", optarg, "1..65535");
 			if (c == 'p')
@@ -145,13 +131,13 @@ static int parse_args(int argc, char **argv, struct bankd_config *cfg)
 				cfg->bind_port = (uint16_t)v;
 			break;
 		case 'b':
-			v = parse_number(optarg, 0, RSPRO_MAX_ID);
+			v = opt_number(optarg, 0, RSPRO_MAX_ID);
 			if (v < 0)
 				return bad_arg("bank id", optarg, "0..1023");
 			cfg->bank_id = (uint16_t)v;
 			break;
 		case 'n':
-			v = parse_number(optarg, 1, RSPRO_MAX_ID);
+			v = opt_number(optarg, 1, RSPRO_MAX_ID);
 			if (v < 0)
 				return bad_arg("number of slots", optarg,
 					       "1..1023");
@@ -186,7 +172,7 @@ static int parse_args(int argc, char **argv, struct bankd_config *cfg)
 		case OPT_MAP_WAIT:
 		case OPT_PING:
 		case OPT_PONG:
-			v = parse_number(optarg, 1, 3600000);
+			v = opt_number(optarg, 1, 3600000);
 			if (v < 0)
 				return bad_arg("time", optarg,
 					       "1..3600000 ms");

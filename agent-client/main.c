@@ -22,6 +22,7 @@
 #include "frontend.h"
 #include "log.h"
 #include "loop.h"
+#include "opt.h"
 #include "token.h"
 
 #define MAIN_CTX		"main"
@@ -84,21 +85,6 @@ static void usage(FILE *out)
 		CLIENT_TPDU_TIMEOUT_MS);
 }
 
-/* A decimal number in [min, max]; -1 on anything else. */
-static long parse_number(const char *s, long min, long max)
-{
-	char *end;
-	long v;
-
-	if (!*s)
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (*end || errno || v < min || v > max)
-		return -1;
-	return v;
-}
-
 static int parse_bad(const char *what, const char *arg, const char *range)
 {
 	fprintf(stderr, "remsim-client: invalid %s '%s' (%s)\n", what, arg,
@@ -148,7 +134,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'p':
 		case OPT_VPCD_PORT:
-			v = parse_number(optarg, 1, 65535);
+			v = opt_number(optarg, 1, 65535);
 			if (v < 0)
 				return parse_bad("port", optarg, "1..65535");
 			if (c == 'p') {
@@ -160,7 +146,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'c':
 		case 'n':
-			v = parse_number(optarg, 0, RSPRO_MAX_ID);
+			v = opt_number(optarg, 0, RSPRO_MAX_ID);
 			if (v < 0)
 				return parse_bad(c == 'c' ? "client id" :
 							    "client slot",
@@ -200,7 +186,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_PING:
 		case OPT_PONG:
 		case OPT_TPDU:
-			v = parse_number(optarg, 100, 3600000);
+			v = opt_number(optarg, 100, 3600000);
 			if (v < 0)
 				return parse_bad("time", optarg,
 						 "100..3600000 ms");

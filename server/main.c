@@ -20,6 +20,7 @@
 #include "http.h"
 #include "link.h"
 #include "log.h"
+#include "opt.h"
 #include "server.h"
 
 #include <uv.h>
@@ -86,20 +87,6 @@ static void usage(FILE *out)
 		SERVER_DEFAULT_BANKD_PORT);
 }
 
-/* A decimal number in [min, max]; -1 on anything else. */
-static long parse_number(const char *s, long min, long max)
-{
-	char *end;
-	long v;
-
-	if (!*s)
-		return -1;
-	v = strtol(s, &end, 10);
-	if (*end || v < min || v > max)
-		return -1;
-	return v;
-}
-
 static int parse_args(int argc, char **argv, struct server_config *cfg)
 {
 	enum { OPT_RSPRO_BIND = 256, OPT_HTTP_BIND, OPT_AUTH, OPT_BANKD_PORT,
@@ -132,7 +119,7 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 		case 'p':
 		case 'H':
 		case OPT_BANKD_PORT:
-			v = parse_number(optarg, 1, 65535);
+			v = opt_number(optarg, 1, 65535);
 			if (v < 0) {
 				fprintf(stderr, "remsim-server: invalid port "
 					"'%s' (1..65535)\n", optarg);
@@ -177,7 +164,7 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			break;
 		case OPT_PING:
 		case OPT_PONG:
-			v = parse_number(optarg, 10, 3600000);
+			v = opt_number(optarg, 10, 3600000);
 			if (v < 0) {
 				fprintf(stderr, "remsim-server: invalid "
 					"time '%s' (10..3600000 ms)\n", optarg);

@@ -16,6 +16,7 @@
 #include "link.h"
 #include "loadgen.h"
 #include "log.h"
+#include "opt.h"
 
 #define LOADGEN_MAX_SLOTS	1023	/* numberOfSlots is 0..1023 */
 #define LOADGEN_SPARE_FDS	16	/* stdio, epoll, resolver, ... */
@@ -75,21 +76,6 @@ static void usage(FILE *out)
 		"      --until-mapped 10000 --duration 60 --json\n");
 }
 
-/* A decimal number in [min, max]; -1 on anything else. */
-static long parse_number(const char *s, long min, long max)
-{
-	char *end;
-	long v;
-
-	if (!*s)
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -1;
-	return v;
-}
-
 static int bad_option(const char *opt, const char *value, const char *want)
 {
 	fprintf(stderr, "remsim-loadgen: invalid %s '%s' (%s)\n", opt, value,
@@ -102,7 +88,7 @@ static int parse_uint(const char *opt, const char *s, long min, long max,
 		      unsigned int *out)
 {
 	char want[48];
-	long v = parse_number(s, min, max);
+	long v = opt_number(s, min, max);
 
 	if (v < 0) {
 		snprintf(want, sizeof(want), "%ld..%ld", min, max);
