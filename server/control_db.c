@@ -3,8 +3,6 @@
  * every reload of the slot mappings (reconciled with what is in memory),
  * NOTIFYs about single mappings, and the write-back resync after an outage.
  */
-#include <arpa/inet.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,10 +10,8 @@
 
 #include "control_priv.h"
 #include "db.h"
-#include "idmap.h"
 #include "log.h"
 #include "server.h"
-#include "writeback.h"
 
 /* ---- the database side ---- */
 

@@ -2,19 +2,12 @@
  * control_query: read-only views of the control plane for the REST API and
  * /metrics: who is online, the mapping list and single lookups.
  */
-#include <arpa/inet.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 
 #include "control_priv.h"
-#include "db.h"
-#include "idmap.h"
-#include "log.h"
 #include "server.h"
-#include "writeback.h"
 
 struct query_walk {
 	void (*bankd_fn)(const struct control_bankd_info *, void *);

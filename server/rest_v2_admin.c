@@ -6,12 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
-#include "auth.h"
-#include "control.h"
-#include "db.h"
 #include "hex.h"
 #include "log.h"
 #include "rest.h"

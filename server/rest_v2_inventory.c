@@ -4,20 +4,11 @@
  * state from the control plane.
  */
 #define _GNU_SOURCE
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <strings.h>
-#include <time.h>
 
-#include "auth.h"
 #include "control.h"
-#include "db.h"
-#include "hex.h"
-#include "log.h"
 #include "rest.h"
 #include "rest_v2.h"
-#include "server.h"
 
 /* ---- banks ---- */
 
