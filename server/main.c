@@ -285,7 +285,7 @@ static void kick_lws(void)
 
 static void close_handle(uv_handle_t *h)
 {
-	if (uv_is_active(h) || !uv_is_closing(h))
+	if (!uv_is_closing(h))
 		uv_close(h, NULL);
 }
 
