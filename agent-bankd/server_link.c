@@ -17,7 +17,7 @@
 #include "worker.h"
 
 #define SERVER_CONNECT_RES_MS	10000	/* as osmo-remsim (4.1) */
-#define SERVER_TPDU_REPORT_MS	5000	/* TPDU counts, when they changed */
+#define SERVER_TPDU_REPORT_MS	1000	/* TPDU counts, when they changed */
 #define SERVER_REPORT_BATCH	64
 
 struct server_link {
