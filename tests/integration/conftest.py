@@ -66,6 +66,15 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+def _xdist_worker() -> tuple[int, int]:
+    """(this worker's index, number of workers) under pytest-xdist, else (0, 1)."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
+    if name.startswith("gw") and name[2:].isdigit() and count.isdigit():
+        return int(name[2:]), max(1, int(count))
+    return 0, 1
+
+
 def free_port(n: int = 1) -> int:
     """Return P such that TCP ports P .. P+n-1 are all unused; never the same port twice.
 
@@ -79,8 +88,16 @@ def free_port(n: int = 1) -> int:
         first, last = hi + 1, 65536 - n
     else:  # no room outside the ephemeral range: accept the small race
         first, last = 10000, 65536 - n
+    # pytest-xdist workers (scripts/test runs several) draw from interleaved blocks of 64
+    # ports, so two workers never hand out the same port between check and bind.
+    worker, workers = _xdist_worker()
     for _ in range(500):
         base = random.randint(first, last)
+        if workers > 1 and n <= 64:
+            block = base - base % (64 * workers) + 64 * worker
+            base = block + random.randint(0, 64 - n)
+            if base < first or base > last:
+                continue
         ports = set(range(base, base + n))
         if ports & (_ports_handed_out | _RESERVED_PORTS):
             continue
