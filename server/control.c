@@ -60,17 +60,29 @@ void control_persist_map_state(struct control *ctl, const struct slotmap *m)
 			    slotmap_state_name(m->state));
 }
 
+/* 1 the agent's token was checked, 0 admitted without one, -1 auth off. */
+static int control_authenticated(const struct control *ctl,
+				 const struct rspro_conn *conn)
+{
+	if (!conn || ctl->srv->cfg.rspro_auth == AUTH_OFF)
+		return -1;
+	return rspro_conn_authenticated(conn) ? 1 : 0;
+}
+
 void control_persist_bankd(struct control *ctl, const struct bankd *b,
 			   int online, const char *peer)
 {
-	writeback_bankd(ctl->wb, b->bank_id, online, peer, b->num_slots,
-			b->identity);
+	writeback_bankd(ctl->wb, b->bank_id, online,
+			control_authenticated(ctl, b->conn), peer,
+			b->num_slots, b->identity);
 }
 
 void control_persist_client(struct control *ctl, const struct client *cl,
 			    int online, const char *peer)
 {
-	writeback_client(ctl->wb, &cl->slot, online, peer, cl->identity);
+	writeback_client(ctl->wb, &cl->slot, online,
+			 control_authenticated(ctl, cl->conn), peer,
+			 cl->identity);
 }
 
 /* An audit event; dropped (but logged) while the database is away. */

@@ -31,6 +31,7 @@ struct wb_peer {
 	uint16_t id, slot;	/* bank id / client id and slot */
 	uint16_t num_slots;
 	int online;
+	int authenticated;	/* -1: not checked (auth off) */
 	char peer[64];
 	char *component;	/* JSON text or NULL */
 };
@@ -222,11 +223,20 @@ static void wb_clear_offline(struct writeback *wb, struct pgarr *offline)
 	memset(offline, 0, sizeof(*offline));
 }
 
+/* -1 (not reported) becomes NULL */
+static void pgarr_opt_bool(struct pgarr *a, int v)
+{
+	if (v < 0)
+		pgarr_text(a, NULL);
+	else
+		pgarr_bool(a, v);
+}
+
 static void wb_flush_banks(struct writeback *wb, struct wb_take *t,
 			   struct pgarr *offline)
 {
 	while (wb_take(&wb->banks, t)) {
-		struct pgarr a[5] = { 0 }, inv[2] = { 0 };
+		struct pgarr a[6] = { 0 }, inv[2] = { 0 };
 
 		for (int i = 0; i < t->n; i++) {
 			struct wb_peer *p = t->items[i];
@@ -236,6 +246,7 @@ static void wb_flush_banks(struct writeback *wb, struct wb_take *t,
 			pgarr_text(&a[2], p->peer);
 			pgarr_int(&a[3], p->num_slots);
 			pgarr_text(&a[4], p->component);
+			pgarr_opt_bool(&a[5], p->authenticated);
 			if (p->online) {
 				pgarr_int(&inv[0], p->id);
 				pgarr_int(&inv[1], p->num_slots);
@@ -247,16 +258,20 @@ static void wb_flush_banks(struct writeback *wb, struct wb_take *t,
 		}
 		wb_query(wb, "banks",
 			 "INSERT INTO banks (bank_id, online, peer_addr, "
-			 "num_slots, component, connected_at, last_seen) "
-			 "SELECT u.id, u.online, u.peer, u.n, u.comp, now(), "
-			 "now() FROM unnest($1::int[], $2::bool[], $3::text[], "
-			 "$4::int[], $5::jsonb[]) AS u(id, online, peer, n, comp) "
+			 "num_slots, component, authenticated, connected_at, "
+			 "last_seen) SELECT u.id, u.online, u.peer, u.n, u.comp, "
+			 "u.auth, now(), now() FROM unnest($1::int[], $2::bool[], "
+			 "$3::text[], $4::int[], $5::jsonb[], $6::bool[]) AS "
+			 "u(id, online, peer, n, comp, auth) "
 			 "ON CONFLICT (bank_id) DO UPDATE SET "
 			 "online = EXCLUDED.online, peer_addr = EXCLUDED.peer_addr, "
 			 "num_slots = EXCLUDED.num_slots, "
 			 "component = EXCLUDED.component, last_seen = now(), "
+			 /* offline: how the last session authenticated */
+			 "authenticated = CASE WHEN EXCLUDED.online THEN "
+			 "EXCLUDED.authenticated ELSE banks.authenticated END, "
 			 "connected_at = CASE WHEN EXCLUDED.online THEN now() "
-			 "ELSE banks.connected_at END", a, 5);
+			 "ELSE banks.connected_at END", a, 6);
 		/* the slot inventory, so free_bank_slots lists them */
 		wb_query(wb, "bank slots",
 			 "INSERT INTO bank_slots (bank_id, slot_nr) SELECT u.id, "
@@ -268,7 +283,7 @@ static void wb_flush_banks(struct writeback *wb, struct wb_take *t,
 static void wb_flush_clients(struct writeback *wb, struct wb_take *t)
 {
 	while (wb_take(&wb->clients, t)) {
-		struct pgarr a[5] = { 0 }, ids[1] = { 0 };
+		struct pgarr a[6] = { 0 }, ids[1] = { 0 };
 
 		for (int i = 0; i < t->n; i++) {
 			struct wb_peer *p = t->items[i];
@@ -279,6 +294,7 @@ static void wb_flush_clients(struct writeback *wb, struct wb_take *t)
 			pgarr_bool(&a[2], p->online);
 			pgarr_text(&a[3], p->peer);
 			pgarr_text(&a[4], p->component);
+			pgarr_opt_bool(&a[5], p->authenticated);
 			free(p->component);
 			free(p);
 		}
@@ -287,25 +303,20 @@ static void wb_flush_clients(struct writeback *wb, struct wb_take *t)
 			 ids, 1);
 		wb_query(wb, "client slots",
 			 "INSERT INTO client_slots (client_id, slot_nr, online, "
-			 "peer_addr, component, connected_at, last_seen) SELECT "
-			 "u.c, u.s, u.online, u.peer, u.comp, now(), now() FROM "
-			 "unnest($1::int[], $2::int[], $3::bool[], $4::text[], "
-			 "$5::jsonb[]) AS u(c, s, online, peer, comp) "
+			 "peer_addr, component, authenticated, connected_at, "
+			 "last_seen) SELECT u.c, u.s, u.online, u.peer, u.comp, "
+			 "u.auth, now(), now() FROM unnest($1::int[], $2::int[], "
+			 "$3::bool[], $4::text[], $5::jsonb[], $6::bool[]) AS "
+			 "u(c, s, online, peer, comp, auth) "
 			 "ON CONFLICT (client_id, slot_nr) DO UPDATE SET "
 			 "online = EXCLUDED.online, peer_addr = EXCLUDED.peer_addr, "
 			 "component = EXCLUDED.component, last_seen = now(), "
+			 "authenticated = CASE WHEN EXCLUDED.online THEN "
+			 "EXCLUDED.authenticated ELSE "
+			 "client_slots.authenticated END, "
 			 "connected_at = CASE WHEN EXCLUDED.online THEN now() "
-			 "ELSE client_slots.connected_at END", a, 5);
+			 "ELSE client_slots.connected_at END", a, 6);
 	}
-}
-
-/* -1 (not reported) becomes NULL */
-static void pgarr_opt_bool(struct pgarr *a, int v)
-{
-	if (v < 0)
-		pgarr_text(a, NULL);
-	else
-		pgarr_bool(a, v);
 }
 
 static void wb_flush_bank_status(struct writeback *wb, struct wb_take *t)
@@ -440,8 +451,8 @@ void writeback_map_state(struct writeback *wb, const struct rspro_bank_slot *b,
 
 static void wb_peer_set(struct writeback *wb, struct idmap *table,
 			uint32_t key, uint16_t id, uint16_t slot, int online,
-			const char *peer, uint16_t num_slots,
-			const json_t *component)
+			int authenticated, const char *peer,
+			uint16_t num_slots, const json_t *component)
 {
 	struct wb_peer *p = idmap_get(table, key);
 
@@ -456,6 +467,7 @@ static void wb_peer_set(struct writeback *wb, struct idmap *table,
 	p->id = id;
 	p->slot = slot;
 	p->online = online;
+	p->authenticated = authenticated;
 	p->num_slots = num_slots;
 	snprintf(p->peer, sizeof(p->peer), "%s", peer ? peer : "");
 	free(p->component);
@@ -464,18 +476,20 @@ static void wb_peer_set(struct writeback *wb, struct idmap *table,
 }
 
 void writeback_bankd(struct writeback *wb, uint16_t bank_id, int online,
-		     const char *peer, uint16_t num_slots,
+		     int authenticated, const char *peer, uint16_t num_slots,
 		     const json_t *component)
 {
-	wb_peer_set(wb, &wb->banks, bank_id, bank_id, 0, online, peer,
-		    num_slots, component);
+	wb_peer_set(wb, &wb->banks, bank_id, bank_id, 0, online,
+		    authenticated, peer, num_slots, component);
 }
 
 void writeback_client(struct writeback *wb, const struct rspro_client_slot *s,
-		      int online, const char *peer, const json_t *component)
+		      int online, int authenticated, const char *peer,
+		      const json_t *component)
 {
 	wb_peer_set(wb, &wb->clients, slot_key(s->client_id, s->slot_nr),
-		    s->client_id, s->slot_nr, online, peer, 0, component);
+		    s->client_id, s->slot_nr, online, authenticated, peer, 0,
+		    component);
 }
 
 static struct wb_status *wb_status_get(struct writeback *wb,

@@ -23,11 +23,13 @@ void writeback_free(struct writeback *wb);
 /* Record the latest value; the next flush writes it (last one wins). */
 void writeback_map_state(struct writeback *wb, const struct rspro_bank_slot *b,
 			 const struct rspro_client_slot *c, const char *state);
+/* authenticated: 1 token checked, 0 admitted without one, -1 auth off */
 void writeback_bankd(struct writeback *wb, uint16_t bank_id, int online,
-		     const char *peer, uint16_t num_slots,
+		     int authenticated, const char *peer, uint16_t num_slots,
 		     const json_t *component);
 void writeback_client(struct writeback *wb, const struct rspro_client_slot *s,
-		      int online, const char *peer, const json_t *component);
+		      int online, int authenticated, const char *peer,
+		      const json_t *component);
 
 /*
  * Slot status indications. Bank side: worker_state NULL, atr_len 0 and

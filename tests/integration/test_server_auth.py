@@ -146,3 +146,48 @@ def test_revocation_drops_live_connection_and_refuses_reconnect(remsim_server, p
     third = peer(srv2.port)
     third.send_json(bank_req(token))
     assert third.expect("connectBankRes").msg["result"] == "authFailed"
+
+
+def test_authentication_is_written_back_for_sql_and_api(remsim_server, peer, keys, postgres,
+                                                         pg_factory):
+    """banks.authenticated / client_slots.authenticated: true with a checked token, false for
+    a peer admitted without one (policy optional), NULL when the policy is off; an agent
+    gone offline keeps how its last session authenticated."""
+    srv = remsim_server(postgres, "--key", keys.secret, auth="optional")
+    with_token, without = peer(srv.port), peer(srv.port)
+    with_token.send_json(bank_req(keys.token("bankd", 1), bank=1))
+    without.send_json(bank_req(None, bank=2))
+    client = peer(srv.port)
+    client.send_json(client_req(keys.token("client", 23)))
+    assert with_token.expect("connectBankRes").msg["result"] == "ok"
+    assert without.expect("connectBankRes").msg["result"] == "ok"
+    assert client.expect("connectClientRes").msg["result"] == "ok"
+
+    def rows():
+        return postgres.psql(
+            "SELECT string_agg(bank_id || '=' || coalesce(authenticated::text, 'null'), ' ' "
+            "ORDER BY bank_id) FROM banks") + " | " + postgres.psql(
+            "SELECT coalesce(authenticated::text, 'null') FROM client_slots "
+            "WHERE client_id = 23")
+
+    deadline = time.monotonic() + 10
+    while rows() != "1=true 2=false | true" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rows() == "1=true 2=false | true"
+    with_token.close()
+    deadline = time.monotonic() + 10
+    while postgres.psql("SELECT online FROM banks WHERE bank_id = 1") != "f":
+        assert time.monotonic() < deadline, "bank 1 never went offline"
+        time.sleep(0.05)
+    assert rows() == "1=true 2=false | true"
+
+    off_pg = pg_factory()
+    off = remsim_server(off_pg, auth="off", name="server-off")
+    p = peer(off.port)
+    p.send_json(bank_req(None, bank=3))
+    assert p.expect("connectBankRes").msg["result"] == "ok"
+    deadline = time.monotonic() + 10
+    while off_pg.psql("SELECT coalesce(authenticated::text, 'null') FROM banks "
+                      "WHERE bank_id = 3") != "null":
+        assert time.monotonic() < deadline, "bank 3 never written"
+        time.sleep(0.05)
