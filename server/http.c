@@ -21,6 +21,7 @@
 #include <libwebsockets.h>
 
 #include "db.h"
+#include "feed.h"
 #include "log.h"
 #include "metrics.h"
 #include "rest.h"
@@ -105,7 +106,7 @@ struct http_route {
 
 static void http_metrics(struct http_req *req);
 
-/* Later: /feed (WebSocket) and the dashboard's files. */
+/* /feed upgrades to a WebSocket (feed.c); later: the dashboard's files. */
 static const struct http_route http_routes[] = {
 	{ REST_V1_PREFIX, rest_v1_handle, HTTP_ERRORS_EMPTY },
 	{ REST_V2_PREFIX, rest_v2_handle, HTTP_ERRORS_JSON },
@@ -911,7 +912,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		on_session_end(s);
 		return 0;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		/* no WebSocket here (yet) */
+		/* WebSockets only with the feed's subprotocol (feed.c) */
 		return -1;
 	default:
 		break;
@@ -930,7 +931,7 @@ static const struct lws_protocols http_protocol = {
 int http_start(struct server *srv)
 {
 	static const struct lws_protocols *pprotocols[] = {
-		&http_protocol, NULL,
+		&http_protocol, &feed_protocol, NULL,
 	};
 	/* every path to our callback, whatever the order of protocols */
 	static const struct lws_http_mount mount = {

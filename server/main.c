@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "control.h"
 #include "db.h"
+#include "feed.h"
 #include "http.h"
 #include "link.h"
 #include "log.h"
@@ -74,6 +75,11 @@ static void usage(FILE *out)
 		"                            does not say (default %d)\n"
 		"      --ping-interval MS    keepalive PING interval (default 30000)\n"
 		"      --pong-timeout MS     keepalive PONG timeout (default 10000)\n"
+		"      --feed-heartbeat MS   /feed heartbeat and WebSocket ping\n"
+		"                            interval (default 15000); a subscriber\n"
+		"                            silent for two intervals is dropped\n"
+		"      --feed-queue N        /feed messages queued per subscriber\n"
+		"                            before it is resynced (default 10000)\n"
 		"  -l, --log-level LEVEL     error | notice | info | debug (default\n"
 		"                            notice)\n"
 		"      --no-timestamps       log lines without time (for journald)\n"
@@ -90,7 +96,8 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct server_config *cfg)
 {
 	enum { OPT_RSPRO_BIND = 256, OPT_HTTP_BIND, OPT_AUTH, OPT_BANKD_PORT,
-	       OPT_PING, OPT_PONG, OPT_NO_TS, OPT_V1_ACCESS };
+	       OPT_PING, OPT_PONG, OPT_NO_TS, OPT_V1_ACCESS, OPT_FEED_HB,
+	       OPT_FEED_QUEUE };
 	static const struct option longopts[] = {
 		{ "rspro-port", required_argument, NULL, 'p' },
 		{ "rspro-bind", required_argument, NULL, OPT_RSPRO_BIND },
@@ -103,6 +110,8 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 		{ "bankd-port", required_argument, NULL, OPT_BANKD_PORT },
 		{ "ping-interval", required_argument, NULL, OPT_PING },
 		{ "pong-timeout", required_argument, NULL, OPT_PONG },
+		{ "feed-heartbeat", required_argument, NULL, OPT_FEED_HB },
+		{ "feed-queue", required_argument, NULL, OPT_FEED_QUEUE },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "no-timestamps", no_argument, NULL, OPT_NO_TS },
 		{ "version", no_argument, NULL, 'V' },
@@ -175,6 +184,26 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			else
 				cfg->pong_timeout_ms = (uint32_t)v;
 			break;
+		case OPT_FEED_HB:
+			v = opt_number(optarg, 100, 3600000);
+			if (v < 0) {
+				fprintf(stderr, "remsim-server: invalid "
+					"--feed-heartbeat '%s' (100..3600000 "
+					"ms)\n", optarg);
+				return -1;
+			}
+			cfg->feed_heartbeat_ms = (uint32_t)v;
+			break;
+		case OPT_FEED_QUEUE:
+			v = opt_number(optarg, 10, 1000000);
+			if (v < 0) {
+				fprintf(stderr, "remsim-server: invalid "
+					"--feed-queue '%s' (10..1000000)\n",
+					optarg);
+				return -1;
+			}
+			cfg->feed_queue_max = (unsigned)v;
+			break;
 		case 'l':
 			if (log_parse_level(optarg, &level)) {
 				fprintf(stderr, "remsim-server: invalid log "
@@ -214,17 +243,24 @@ static void on_db_up(struct db *db, void *user)
 	LOGN("db", "database ready");
 	auth_db_up(&server);
 	control_db_up(&server);
+	feed_db_up(&server);
 }
 
 static void on_db_down(struct db *db, const char *reason, void *user)
 {
 	LOGE("db", "database lost (%s): serving connected agents from memory",
 	     reason);
+	feed_db_down(&server);
 }
 
 static void on_db_notify(struct db *db, const char *channel,
 			 const char *payload, void *user)
 {
+	/* feed payloads are rows, up to 8 kB each: not for the log */
+	if (!strcmp(channel, FEED_CHANNEL)) {
+		feed_db_notify(&server, payload);
+		return;
+	}
 	LOGI("db", "notification on %s: %s", channel, payload);
 	if (!strcmp(channel, "remsim_tokens"))
 		auth_db_notify_revoked(&server, payload);
@@ -293,7 +329,8 @@ static void close_handle(uv_handle_t *h)
 static void on_shutdown_timer(uv_timer_t *t)
 {
 	(void)t;
-	if (!db_is_idle(server.db) && link_now_ms() < shutdown_deadline_ms)
+	if ((!db_is_idle(server.db) || feed_is_busy(&server)) &&
+	    link_now_ms() < shutdown_deadline_ms)
 		return;
 	if (!db_is_idle(server.db))
 		LOGE(NULL, "database writes still pending after 2 s; "
@@ -310,6 +347,7 @@ static void on_signal(uv_signal_t *h, int sig)
 	server.stopping = sig;
 	LOGN(NULL, "%s: shutting down", strsignal(sig));
 	control_shutdown(&server);
+	feed_shutdown(&server);
 	/* let the last database writes through, for at most 2 s */
 	shutdown_deadline_ms = link_now_ms() + 2000;
 	uv_timer_start(&shutdown_timer, on_shutdown_timer, 0, 10);
@@ -342,6 +380,8 @@ int main(int argc, char **argv)
 		.ping_interval_ms = 30000,
 		.pong_timeout_ms = 10000,
 		.connect_timeout_ms = 10000,
+		.feed_heartbeat_ms = FEED_HEARTBEAT_MS,
+		.feed_queue_max = FEED_QUEUE_MAX,
 	};
 	if (parse_args(argc, argv, &server.cfg))
 		return 2;
@@ -407,7 +447,7 @@ int main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if (auth_init(&server) || control_init(&server) ||
+	if (auth_init(&server) || control_init(&server) || feed_init(&server) ||
 	    start_internal_vhost(&server) ||
 	    start_db(&server) ||
 	    rspro_server_start(&server) || http_start(&server)) {
@@ -432,6 +472,7 @@ out:
 	if (uv_loop_close(&loop))
 		LOGE(NULL, "event loop still had open handles at exit");
 	http_free(&server);
+	feed_free(&server);
 	control_free(&server);
 	auth_free(&server);
 	token_keypair_wipe(&server.keypair);

@@ -11,6 +11,7 @@
 
 #include "control.h"
 #include "db.h"
+#include "feed.h"
 #include "server.h"
 
 #define MSG_TYPES (RsproPDUchoice_PR_bankSlotStatusInd + 1)
@@ -68,6 +69,7 @@ void metrics_http_status(int status)
 char *metrics_render(struct server *srv, size_t *len)
 {
 	struct control_stats st;
+	struct feed_stats fs;
 	char *buf = NULL;
 	size_t size = 0;
 	FILE *f = open_memstream(&buf, &size);
@@ -116,6 +118,24 @@ char *metrics_render(struct server *srv, size_t *len)
 		if (m.http[c])
 			fprintf(f, "remsim_http_requests_total{code=\"%d\"} "
 				"%llu\n", c, m.http[c]);
+	feed_get_stats(srv, &fs);
+	fprintf(f, "# HELP remsim_feed_subscribers authenticated /feed "
+		   "subscribers\n"
+		   "# TYPE remsim_feed_subscribers gauge\n"
+		   "remsim_feed_subscribers %u\n"
+		   "# HELP remsim_feed_messages_total /feed messages written\n"
+		   "# TYPE remsim_feed_messages_total counter\n"
+		   "remsim_feed_messages_total %llu\n"
+		   "# HELP remsim_feed_resyncs_total /feed queues dropped and "
+		   "snapshot resent\n"
+		   "# TYPE remsim_feed_resyncs_total counter\n"
+		   "remsim_feed_resyncs_total %llu\n"
+		   "# HELP remsim_feed_drops_total /feed subscribers closed as "
+		   "too slow or silent\n"
+		   "# TYPE remsim_feed_drops_total counter\n"
+		   "remsim_feed_drops_total %llu\n", fs.subscribers,
+		(unsigned long long)fs.messages,
+		(unsigned long long)fs.resyncs, (unsigned long long)fs.drops);
 	if (fclose(f)) {
 		free(buf);
 		return NULL;

@@ -37,6 +37,8 @@ struct server_config {
 	uint32_t ping_interval_ms;
 	uint32_t pong_timeout_ms;
 	uint32_t connect_timeout_ms;	/* TCP up -> connect request */
+	uint32_t feed_heartbeat_ms;	/* /feed heartbeat and ping interval */
+	unsigned feed_queue_max;	/* /feed messages queued per subscriber */
 };
 
 struct server {
@@ -47,6 +49,7 @@ struct server {
 	struct db *db;
 	struct control *control;
 	struct http *http;		/* the HTTP vhost (http.c) */
+	struct feed *feed;		/* /feed subscribers (feed.c) */
 	struct auth *auth;
 	struct rspro_identity identity;	/* what we say we are */
 	char hostname[33];
