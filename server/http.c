@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "rest.h"
 #include "server.h"
+#include "static.h"
 
 #define HTTP_WRITE_CHUNK	(128 * 1024)	/* body bytes per write */
 #define HTTP_HEADERS_MAX	1024
@@ -105,8 +106,9 @@ struct http_route {
 };
 
 static void http_metrics(struct http_req *req);
+static void http_static(struct http_exchange *x);
 
-/* /feed upgrades to a WebSocket (feed.c); later: the dashboard's files. */
+/* /feed upgrades to a WebSocket (feed.c); any other path: static.c. */
 static const struct http_route http_routes[] = {
 	{ REST_V1_PREFIX, rest_v1_handle, HTTP_ERRORS_EMPTY },
 	{ REST_V2_PREFIX, rest_v2_handle, HTTP_ERRORS_JSON },
@@ -515,6 +517,7 @@ static const char *status_text(int status)
 	case 200: return "OK";
 	case 201: return "Created";
 	case 204: return "No Content";
+	case 304: return "Not Modified";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
@@ -569,7 +572,8 @@ static int exchange_write_headers(struct http_exchange *x, unsigned char **p,
 	if (x->ctype && add_header(x->wsi, "Content-Type:", x->ctype,
 				   strlen(x->ctype), p, end))
 		return -1;
-	if (x->status != 204) {
+	/* 304: no Content-Length, it would have to be the 200's length */
+	if (x->status != 204 && x->status != 304) {
 		n = snprintf(len, sizeof(len), "%zu", x->out_len);
 		if (add_header(x->wsi, "Content-Length:", len, (size_t)n, p,
 			       end))
@@ -681,10 +685,22 @@ static void exchange_dispatch(struct http_exchange *x)
 				 "request body of %zu bytes; at most %d",
 				 x->content_length, HTTP_BODY_MAX);
 	else if (!x->route)
-		http_reply(req, 404, "text/plain; charset=utf-8",
-			   "Resource not found", 18);
+		http_static(x);
 	else
 		x->route->handle(req);
+}
+
+/* Every path no route claims: the dashboard's files (static.c). */
+static void http_static(struct http_exchange *x)
+{
+	char host[128], inm[256];
+	struct static_headers h = { .host = host, .if_none_match = inm };
+
+	if (header_copy(x->wsi, WSI_TOKEN_HOST, host, sizeof(host)))
+		host[0] = '\0';
+	if (header_copy(x->wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, inm, sizeof(inm)))
+		inm[0] = '\0';
+	static_serve(&x->req, &h);
 }
 
 /* Prometheus scrapes this; counters only, so no token. */

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "opt.h"
 #include "server.h"
+#include "static.h"
 
 #include <uv.h>
 
@@ -65,6 +66,8 @@ static void usage(FILE *out)
 		"      --v1-access POLICY    who may use the osmo-remsim compatible\n"
 		"                            /api/backend/v1: loopback (default),\n"
 		"                            any or off\n"
+		"      --web-root DIR        dashboard files served at / (default\n"
+		"                            %s)\n"
 		"  -D, --db CONNINFO         PostgreSQL connection string (default:\n"
 		"                            libpq's PGHOST, PGPORT, ... variables)\n"
 		"  -k, --key FILE            server secret key (remsimctl keygen)\n"
@@ -90,20 +93,22 @@ static void usage(FILE *out)
 		"  remsim-server --db 'host=/run/postgresql dbname=remsim' \\\n"
 		"      --key /etc/remsim/server.key\n",
 		SERVER_DEFAULT_RSPRO_PORT, SERVER_DEFAULT_HTTP_PORT,
-		SERVER_DEFAULT_BANKD_PORT);
+		static_default_root(), SERVER_DEFAULT_BANKD_PORT);
 }
 
 static int parse_args(int argc, char **argv, struct server_config *cfg)
 {
 	enum { OPT_RSPRO_BIND = 256, OPT_HTTP_BIND, OPT_AUTH, OPT_BANKD_PORT,
 	       OPT_PING, OPT_PONG, OPT_NO_TS, OPT_V1_ACCESS, OPT_FEED_HB,
-	       OPT_FEED_QUEUE };
+	       OPT_FEED_QUEUE,
+	       OPT_WEB_ROOT };
 	static const struct option longopts[] = {
 		{ "rspro-port", required_argument, NULL, 'p' },
 		{ "rspro-bind", required_argument, NULL, OPT_RSPRO_BIND },
 		{ "http-port", required_argument, NULL, 'H' },
 		{ "http-bind", required_argument, NULL, OPT_HTTP_BIND },
 		{ "v1-access", required_argument, NULL, OPT_V1_ACCESS },
+		{ "web-root", required_argument, NULL, OPT_WEB_ROOT },
 		{ "db", required_argument, NULL, 'D' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "rspro-auth", required_argument, NULL, OPT_AUTH },
@@ -156,6 +161,9 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 				return -1;
 			}
 			cfg->v1_access = optarg;
+			break;
+		case OPT_WEB_ROOT:
+			cfg->web_root = optarg;
 			break;
 		case 'D':
 			cfg->db_conninfo = optarg;
@@ -445,6 +453,11 @@ int main(int argc, char **argv)
 	if (!server.ctx) {
 		LOGE(NULL, "cannot create the event loop");
 		rc = 1;
+		goto out;
+	}
+	if (static_init(server.cfg.web_root ? server.cfg.web_root :
+			static_default_root(), server.cfg.web_root != NULL)) {
+		rc = 2;
 		goto out;
 	}
 	if (auth_init(&server) || control_init(&server) || feed_init(&server) ||

@@ -33,6 +33,7 @@ struct server_config {
 	const char *key_path;		/* server secret key */
 	enum auth_policy rspro_auth;
 	const char *v1_access;		/* "loopback" (default), "any", "off" */
+	const char *web_root;		/* dashboard files; NULL: default */
 	int bankd_port;			/* told to clients for osmo bankds */
 	uint32_t ping_interval_ms;
 	uint32_t pong_timeout_ms;

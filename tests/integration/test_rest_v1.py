@@ -264,7 +264,7 @@ def test_unknown_paths_and_methods(server):
                          ("PATCH", V1 + "/slotmaps"), ("GET", V1), ("GET", V1 + "/nothing"),
                          ("POST", V1 + "/banks"), ("DELETE", V1 + "/banks/1"),
                          ("GET", V1 + "/banks/1/slots"), ("GET", "/api/backend/v2/banks"),
-                         ("GET", "/"), ("OPTIONS", V1 + "/banks")):
+                         ("GET", "/no-such-file.js"), ("OPTIONS", V1 + "/banks")):
         assert_not_found_text(request(port, method, path))
 
 
