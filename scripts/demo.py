@@ -264,7 +264,7 @@ def main():
         base = f"http://127.0.0.1:{demo.http_port}"
         dashboard = f"{base}/"
         if demo.api("GET", "/")[0] != 200:
-            dashboard += "  (not built yet: the API below works)"
+            dashboard += "  (web/ not found: the API below works; see --web-root)"
         print(f"""
 remsim demo is running (Ctrl-C stops it)
 
@@ -275,7 +275,7 @@ remsim demo is running (Ctrl-C stops it)
   modem pcscd     {demo.modem_pcscd.csock} ({CLIENTS} readers: remsim-client vpcd front ends)
   logs            {run}
 
-  dashboard       {dashboard}
+  dashboard       {dashboard}   (log in with the admin token)
   API             {base}/api/v2/health
   admin token     {demo.admin_token}
 
