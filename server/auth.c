@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "db.h"
+#include "feed.h"
 #include "hex.h"
 #include "log.h"
 #include "server.h"
@@ -158,8 +159,10 @@ static void auth_loaded(struct db *db, const PGresult *res, void *arg)
 	a->loaded = 1;
 	LOGI("auth", "%zu revoked tokens", a->n);
 	/* anyone connected with a token revoked while we were not looking */
-	for (size_t i = 0; i < a->n; i++)
+	for (size_t i = 0; i < a->n; i++) {
 		rspro_server_drop_token(srv, a->revoked[i]);
+		feed_drop_token(srv, a->revoked[i]);
+	}
 }
 
 void auth_db_up(struct server *srv)
@@ -180,6 +183,7 @@ void auth_db_notify_revoked(struct server *srv, const char *token_id_hex)
 	LOGN("auth", "token %s revoked", token_id_hex);
 	auth_add_revoked(srv->auth, id);
 	rspro_server_drop_token(srv, id);
+	feed_drop_token(srv, id);
 }
 
 int auth_init(struct server *srv)

@@ -30,6 +30,12 @@ void feed_db_up(struct server *srv);
 void feed_db_down(struct server *srv);
 void feed_db_notify(struct server *srv, const char *payload);
 
+/*
+ * A token was revoked (auth.c): its subscribers are closed with 4401
+ * "token revoked". token_id has TOKEN_ID_LEN bytes.
+ */
+void feed_drop_token(struct server *srv, const uint8_t *token_id);
+
 /* SIGTERM: every subscriber is closed with 1001 "server shutting down". */
 void feed_shutdown(struct server *srv);
 /* Close frames still to be written (the shutdown waits for them). */

@@ -169,16 +169,19 @@ def _remsimctl(bin_path, *args):
 @pytest.fixture
 def feed_token(bin_path, tmp_path):
     """feed_token(role="admin", id=1, *extra) -> a token signed by tmp_path/server.key (made
-    on first use); feed_token.key is the key file."""
+    on first use); feed_token.key is the key file, feed_token.ids[token] its token id."""
     key = tmp_path / "server.key"
 
     def issue(role="admin", id=1, *extra):
         if not key.exists():
             _remsimctl(bin_path, "keygen", "--dir", tmp_path)
-        return json.loads(_remsimctl(bin_path, "token", "issue", "--key", key, "--role", role,
-                                     "--id", id, "--json", *extra))["token"]
+        t = json.loads(_remsimctl(bin_path, "token", "issue", "--key", key, "--role", role,
+                                  "--id", id, "--json", *extra))
+        issue.ids[t["token"]] = t["token_id"]
+        return t["token"]
 
     issue.key = key
+    issue.ids = {}
     issue()
     return issue
 

@@ -209,3 +209,121 @@ def test_slow_subscriber_is_resynced_then_dropped(feed_server, feed_token, feed_
     text = metrics(srv)
     assert "remsim_feed_resyncs_total 1\n" in text and "remsim_feed_drops_total 1\n" in text
     assert "remsim_feed_subscribers 1\n" in text
+
+
+def test_revoked_token_closes_its_subscribers(feed_server, feed_token, feed_client, postgres):
+    srv = feed_server()
+    t1, t2, t3 = feed_token("admin", 1), feed_token("admin", 2), feed_token("admin", 3)
+    id1, id2 = feed_token.ids[t1], feed_token.ids[t2]
+    # token 1 twice (header and auth message), tokens 2 and 3 once
+    a = feed_client(srv.http_port, t1)
+    b = feed_client(srv.http_port)
+    b.send_json({"type": "auth", "token": t1})
+    c2, c3 = feed_client(srv.http_port, t2), feed_client(srv.http_port, t3)
+    assert all(c.recv()["type"] == "snapshot" for c in (a, b, c2, c3))
+    # REST: DELETE /api/v2/tokens/{id} closes both subscribers of token 1, and only those
+    st, body = rest(srv, "DELETE", f"/api/v2/tokens/{id1}", t2)
+    assert st == 204, body
+    assert a.close_reason() == (4401, "token revoked")
+    assert b.close_reason() == (4401, "token revoked")
+    ev = c2.recv_until(lambda m: m["type"] == "event" and m["event"]["kind"] == "token.revoke")
+    assert ev["event"]["details"]["token_id"] == id1
+    pat = rf"\[admin:1@127\.0\.0\.1:\d+\] feed: its token {id1} was revoked: closing"
+    srv.wait_for_log(pat)
+    assert len(re.findall(pat, srv.log_text())) == 2
+    # plain SQL: an INSERT into revoked_tokens does the same for token 2
+    postgres.psql(f"INSERT INTO revoked_tokens (token_id) VALUES ('{id2}')")
+    assert c2.close_reason() == (4401, "token revoked")
+    srv.wait_for_log(rf"\[admin:2@127\.0\.0\.1:\d+\] feed: its token {id2} was revoked")
+    # token 3 is still served, and token 1 is refused from now on
+    postgres.psql("INSERT INTO banks (bank_id) VALUES (9)")
+    c3.recv_until(change("banks", "upsert", bank_id=9))
+    again = feed_client(srv.http_port, t1)
+    assert again.recv()["code"] == "unauthorized" and again.close_reason()[0] == 4401
+    assert "remsim_feed_subscribers 1\n" in metrics(srv)
+
+
+def test_auth_timeout(feed_server, feed_token, feed_client):
+    # 5 s, or two heartbeat intervals if less: here 600 ms
+    srv = feed_server("--feed-heartbeat", "300")
+    t0 = time.monotonic()
+    silent = feed_client(srv.http_port)
+    late = feed_client(srv.http_port)
+    assert silent.upgraded and late.upgraded
+    time.sleep(0.2)
+    late.send_json({"type": "auth", "token": feed_token()})
+    assert late.recv()["type"] == "snapshot"
+    err = silent.recv(3)
+    took = time.monotonic() - t0
+    assert err == {"v": 1, "type": "error", "code": "unauthorized",
+                   "message": "no auth message within 600 ms"}
+    assert silent.close_reason() == (4401, "unauthorized")
+    assert 0.5 <= took < 2.5, took
+    srv.wait_for_log(r"\[127\.0\.0\.1:\d+\] feed refused: no auth message within 600 ms")
+    # the one that authenticated in time is not timed out: its heartbeats go on
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:
+        assert late.recv(1)["type"] == "heartbeat"
+    assert "remsim_feed_subscribers 1\n" in metrics(srv)
+
+
+def test_database_restart_resyncs_every_subscriber(feed_server, feed_token, feed_client,
+                                                   postgres):
+    srv = feed_server()
+    subs = [feed_client(srv.http_port, feed_token()) for _ in range(3)]
+    assert all(c.recv()["type"] == "snapshot" for c in subs)
+    mark = len(srv.log_text())
+    postgres.stop()
+    srv.wait_for_log(r"database lost", start=mark)
+    postgres.start()
+    # committed while the server is (most likely) not yet listening again
+    postgres.psql("INSERT INTO banks (bank_id, name) VALUES (42, 'meanwhile')")
+    srv.wait_for_log(r"database ready", timeout=10, start=mark)
+    for c in subs:
+        r = c.recv(5)
+        assert r["type"] == "resync" and r["reason"] == "database reconnected", r
+        snap = c.recv()
+        assert snap["type"] == "snapshot" and snap["reason"] == "resync"
+        # what was committed meanwhile is in the snapshot or follows it
+        if 42 not in [b["bank_id"] for b in snap["banks"]]:
+            c.recv_until(change("banks", "upsert", bank_id=42))
+    # and the feed is live again: LISTEN was renewed on the new connection
+    postgres.psql("INSERT INTO banks (bank_id, name) VALUES (43, 'after')")
+    for c in subs:
+        c.recv_until(change("banks", "upsert", bank_id=43, name="after"))
+        assert [m["seq"] for m in c.messages] == list(range(1, len(c.messages) + 1))
+    assert "remsim_feed_resyncs_total 3\n" in metrics(srv)
+
+
+def test_rows_too_large_for_a_notification(feed_server, feed_token, feed_client, postgres):
+    srv = feed_server()
+    c = feed_client(srv.http_port, feed_token())
+    assert c.recv()["type"] == "snapshot"
+    big = {"software": "remsim-bankd", "blob": "x" * 9000}
+    text = "".join(f"{i:05d} " for i in range(2000))  # 12,000 bytes
+    postgres.psql(
+        "INSERT INTO banks (bank_id, name) VALUES (1, 'before');"
+        f"INSERT INTO banks (bank_id, name, component) VALUES (2, 'big', '{json.dumps(big)}');"
+        f"INSERT INTO events (kind, message) VALUES ('test.big', '{text}');"
+        "INSERT INTO banks (bank_id, name) VALUES (3, 'after');"
+        f"INSERT INTO banks (bank_id, component) VALUES (4, '{json.dumps(big)}'), (5, NULL);"
+        "UPDATE banks SET name = 'big again' WHERE bank_id = 2;"
+        "INSERT INTO banks (bank_id, name) VALUES (6, 'last')")
+    # both too large for a NOTIFY payload (7,900 bytes): sent by key, read by the server
+    assert int(postgres.psql("SELECT min(octet_length(remsim_feed_bank(b)::text)) FROM banks b "
+                             "WHERE bank_id IN (2, 4)")) > 7900
+    got = []
+    while not got or got[-1][0] != 6:
+        m = c.recv()
+        if m["type"] == "event" and m["event"]["kind"] == "test.big":
+            assert m["event"]["message"] == text
+            got.append(("event",))
+        elif m["type"] == "change" and m["table"] == "banks":
+            assert m["op"] == "upsert"
+            if m["row"]["bank_id"] in (2, 4):
+                assert m["row"]["component"] == big
+            got.append((m["row"]["bank_id"],))
+    # in statement order; the rows of one statement in either order
+    assert got[:4] == [(1,), (2,), ("event",), (3,)]
+    assert sorted(got[4:6]) == [(4,), (5,)] and got[6:] == [(2,), (6,)]
+    assert [m["seq"] for m in c.messages] == list(range(1, len(c.messages) + 1))
