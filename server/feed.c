@@ -251,6 +251,8 @@ void feed_sub_detach(struct feed_sub *s)
 		s->next->prev = s->prev;
 	queue_clear(&s->q, 0);
 	queue_clear(&s->held, 0);
+	free(s->pend);
+	s->pend = NULL;
 	s->feed = NULL;
 	if (!f->authed)
 		feed_set_listening(f, 0);
@@ -286,8 +288,8 @@ static void feed_flush(lws_sorted_usec_list_t *sul)
 
 	f->flush_scheduled = 0;
 	for (struct feed_sub *s = f->subs; s; s = s->next)
-		if (s->q.count)
-			lws_callback_on_writable(s->wsi);
+		if (s->q.count && !s->pend)
+			feed_sub_write(s);
 }
 
 /*

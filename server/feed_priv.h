@@ -74,6 +74,10 @@ struct feed_sub {
 	int close_code;
 	char close_reason[64];	/* under 124 bytes: one control frame */
 	int close_sent;
+	/* bytes of a write the socket did not take (feed_sub_write) */
+	unsigned char *pend;
+	size_t pend_len, pend_off;
+	int write_failed;
 	char rx[FEED_RX_MAX];
 	size_t rx_len;
 	int rx_skip;		/* rest of an oversized message */
@@ -98,6 +102,11 @@ struct feed {
 	struct feed_stats stats;
 	unsigned char wbuf[LWS_PRE + FEED_WRITE_MAX];
 };
+
+/* feed_ws.c: writes what it can now, without blocking; asks lws for a
+ * writeable callback for the rest. 0, or -1 when the connection is done
+ * (its close frame is out, or the socket failed). */
+int feed_sub_write(struct feed_sub *s);
 
 /* feed.c: queues */
 struct feed_item *feed_queue_head(struct feed_queue *q);
