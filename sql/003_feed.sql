@@ -244,66 +244,29 @@ BEGIN
 END;
 $$;
 
--- Three triggers per table: a trigger with transition tables fires on one event only.
-CREATE TRIGGER banks_feed_insert AFTER INSERT ON banks
-	REFERENCING NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_banks();
-CREATE TRIGGER banks_feed_update AFTER UPDATE ON banks
-	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_banks();
-CREATE TRIGGER banks_feed_delete AFTER DELETE ON banks
-	REFERENCING OLD TABLE AS old_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_banks();
-CREATE TRIGGER banks_feed_truncate AFTER TRUNCATE ON banks
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_truncate();
-
-CREATE TRIGGER bank_slots_feed_insert AFTER INSERT ON bank_slots
-	REFERENCING NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_bank_slots();
-CREATE TRIGGER bank_slots_feed_update AFTER UPDATE ON bank_slots
-	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_bank_slots();
-CREATE TRIGGER bank_slots_feed_delete AFTER DELETE ON bank_slots
-	REFERENCING OLD TABLE AS old_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_bank_slots();
-CREATE TRIGGER bank_slots_feed_truncate AFTER TRUNCATE ON bank_slots
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_truncate();
-
-CREATE TRIGGER clients_feed_insert AFTER INSERT ON clients
-	REFERENCING NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_clients();
-CREATE TRIGGER clients_feed_update AFTER UPDATE ON clients
-	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_clients();
-CREATE TRIGGER clients_feed_delete AFTER DELETE ON clients
-	REFERENCING OLD TABLE AS old_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_clients();
-CREATE TRIGGER clients_feed_truncate AFTER TRUNCATE ON clients
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_truncate();
-
-CREATE TRIGGER client_slots_feed_insert AFTER INSERT ON client_slots
-	REFERENCING NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_client_slots();
-CREATE TRIGGER client_slots_feed_update AFTER UPDATE ON client_slots
-	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_client_slots();
-CREATE TRIGGER client_slots_feed_delete AFTER DELETE ON client_slots
-	REFERENCING OLD TABLE AS old_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_client_slots();
-CREATE TRIGGER client_slots_feed_truncate AFTER TRUNCATE ON client_slots
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_truncate();
-
-CREATE TRIGGER slotmaps_feed_insert AFTER INSERT ON slotmaps
-	REFERENCING NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_slotmaps();
-CREATE TRIGGER slotmaps_feed_update AFTER UPDATE ON slotmaps
-	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_slotmaps();
-CREATE TRIGGER slotmaps_feed_delete AFTER DELETE ON slotmaps
-	REFERENCING OLD TABLE AS old_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_slotmaps();
-CREATE TRIGGER slotmaps_feed_truncate AFTER TRUNCATE ON slotmaps
-	FOR EACH STATEMENT EXECUTE FUNCTION remsim_feed_truncate();
+-- Four triggers per table (a trigger with transition tables fires on one event only), named
+-- <table>_feed_insert, _update, _delete and _truncate, calling remsim_feed_<table>().
+DO $$
+DECLARE
+	t text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['banks', 'bank_slots', 'clients', 'client_slots', 'slotmaps']
+	LOOP
+		EXECUTE format('CREATE TRIGGER %1$I AFTER INSERT ON %2$I '
+			'REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT '
+			'EXECUTE FUNCTION %3$I()', t || '_feed_insert', t, 'remsim_feed_' || t);
+		EXECUTE format('CREATE TRIGGER %1$I AFTER UPDATE ON %2$I '
+			'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
+			'FOR EACH STATEMENT EXECUTE FUNCTION %3$I()', t || '_feed_update', t,
+			'remsim_feed_' || t);
+		EXECUTE format('CREATE TRIGGER %1$I AFTER DELETE ON %2$I '
+			'REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT '
+			'EXECUTE FUNCTION %3$I()', t || '_feed_delete', t, 'remsim_feed_' || t);
+		EXECUTE format('CREATE TRIGGER %1$I AFTER TRUNCATE ON %2$I FOR EACH STATEMENT '
+			'EXECUTE FUNCTION remsim_feed_truncate()', t || '_feed_truncate', t);
+	END LOOP;
+END;
+$$;
 
 CREATE TRIGGER events_feed_insert AFTER INSERT ON events
 	REFERENCING NEW TABLE AS new_rows
