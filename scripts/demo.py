@@ -214,6 +214,7 @@ class Modem(threading.Thread):
         while not self.stop_event.is_set():
             present = {str(r): r for r in list_readers()}
             for name, st in self.state.items():
+                conn = None
                 try:
                     conn = present[name].createConnection()
                     conn.connect()
@@ -224,8 +225,12 @@ class Modem(threading.Thread):
                     st["ok"] += 1
                     st["error"] = None
                 except Exception as e:  # no card yet, card moved, ...: shown, retried
-                    st["failed"] += 1
+                    # before its first card a modem is waiting, not failing
+                    st["failed"] += 1 if st["ok"] else 0
                     st["error"] = str(e).splitlines()[0][:60] if str(e) else type(e).__name__
+                finally:
+                    # its PC/SC context goes now, in this thread, while pcscd runs
+                    del conn
             self.stop_event.wait(1.0)
 
 
@@ -249,6 +254,7 @@ def main():
     demo = Demo(a.build.resolve(), run, (port_or_free(a.http_port),
                                          port_or_free(a.rspro_port)))
     stop_event = threading.Event()
+    modem = None
     signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: stop_event.set())
     try:
@@ -295,6 +301,8 @@ remsim demo is running (Ctrl-C stops it)
     finally:
         say("stopping")
         stop_event.set()
+        if modem is not None:
+            modem.join(10)  # its PC/SC contexts released before pcscd stops
         demo.stop()
         say(f"stopped; logs kept in {run}")
 
