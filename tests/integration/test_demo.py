@@ -45,5 +45,10 @@ def test_demo_relays_every_modem_to_its_bank_card(build_dir):
         card = cards[(int(bank) - 1) * 4 + int(slot)]
         assert (iccid, imsi) == (card["iccid"], card["imsi"]), (modem, text)
     assert "demo: stopped" in text
+    assert "Traceback" not in text and "Exception ignored" not in text, text
+    # the dashboard is served and the demo says so
+    assert re.search(r"dashboard       http://127\.0\.0\.1:\d+/   \(log in", text), text
+    # a modem counts failures only once it has had its card
+    assert all(re.search(rf"modem {m} .*; \d+ reads ok, 0 failed", text) for m in seen), text
     # every process is gone: nothing listens in the demo's process group any more
     assert not listening_ports(proc.pid)
