@@ -148,8 +148,15 @@ static gboolean held_timeout(gpointer p)
 /* Something became reapable: wake a held reap (lock held). */
 static void kick(void)
 {
-	if (held.c && worker)
-		g_main_context_invoke(worker, held_invoke, NULL);
+	GSource *s;
+
+	if (!held.c || !worker)
+		return;
+	/* always deferred: a direct call would take the lock we hold */
+	s = g_idle_source_new();
+	g_source_set_callback(s, held_invoke, NULL, NULL);
+	g_source_attach(s, worker);
+	g_source_unref(s);
 }
 
 /* Gives queued messages to parked IN URBs; lock held. */
@@ -232,7 +239,7 @@ static void dev_status(uint8_t flags)
 /* ---- the modem side ----------------------------------------------------- */
 
 /* The modem powers up or resets the card: status events, then the ATR. */
-static void modem_power_up(const char *why)
+static void modem_power_up(const char *why, int warm)
 {
 	char *h;
 
@@ -241,7 +248,8 @@ static void modem_power_up(const char *why)
 		return;
 	}
 	mstate = M_IDLE;
-	dev_status(0x11);
+	if (!warm)
+		dev_status(0x11);
 	dev_status(0x13);
 	dev_status(0x03);
 	h = hex(atr, atr_len);
@@ -343,7 +351,7 @@ static void dev_receive(const uint8_t *m, size_t len)
 		if (!enabled)
 			mstate = M_IDLE;
 	} else if (m[0] == 2 && m[1] == 1 && len == 11) {	/* MODEM_RESET */
-		modem_power_up("modem reset");
+		modem_power_up("modem reset", 0);
 	} else if (m[0] == 1 && m[1] == 1) {		/* TX_DATA */
 		modem_tx_data(m + 8, len - 8);
 	}
@@ -416,7 +424,8 @@ static gboolean on_ioctl(UMockdevIoctlBase *hb, UMockdevIoctlClient *c,
 	if (_IOC_SIZE(req))
 		d = umockdev_ioctl_data_resolve(arg, 0, _IOC_SIZE(req), NULL);
 	g_mutex_lock(&lock);
-	worker = g_main_context_get_thread_default();
+	if (!worker)
+		worker = g_main_context_ref_thread_default();
 	if (unplugged && req != USBDEVFS_REAPURB &&
 	    req != USBDEVFS_REAPURBNDELAY && req != USBDEVFS_DISCARDURB) {
 		res = -1, err = ENODEV;
@@ -562,15 +571,14 @@ static size_t unhex(const char *s, uint8_t *o, size_t max)
 	size_t n = 0;
 	unsigned int b;
 
-	while (*s == ' ')
-		s++;
-	while (n < max && sscanf(s, "%2x", &b) == 1) {
+	for (;;) {
+		while (*s == ' ')
+			s++;
+		if (n == max || sscanf(s, "%2x", &b) != 1)
+			return n;
 		o[n++] = (uint8_t)b;
-		s += 2;
-		if (*s == ' ' || *s == '\n' || !*s)
-			break;
+		s += s[1] && s[1] != ' ' ? 2 : 1;
 	}
-	return n;
 }
 
 static gpointer control(gpointer p)
@@ -598,11 +606,7 @@ static gpointer control(gpointer p)
 			g_mutex_unlock(&mlock);
 		} else if (!strcmp(buf, "reset")) {
 			g_mutex_lock(&mlock);
-			if (enabled) {
-				dev_status(0x13);
-				dev_status(0x03);
-			}
-			modem_power_up("warm reset by the modem");
+			modem_power_up("warm reset by the modem", 1);
 			g_mutex_unlock(&mlock);
 		} else if (!strcmp(buf, "power-off")) {
 			dev_status(0x00);
