@@ -230,6 +230,27 @@ static void usb_lost(struct usb_cardem *u, const char *reason)
 
 /* ---- transfers ---------------------------------------------------------- */
 
+/* Why a libusb call failed, as the log says it. */
+static const char *usb_rc_reason(int rc)
+{
+	return rc == LIBUSB_ERROR_NO_DEVICE ? "unplugged" : libusb_strerror(rc);
+}
+
+/* Why a transfer ended badly. */
+static const char *usb_status_reason(enum libusb_transfer_status st)
+{
+	switch (st) {
+	case LIBUSB_TRANSFER_NO_DEVICE:
+		return "unplugged";
+	case LIBUSB_TRANSFER_STALL:
+		return "endpoint stalled";
+	case LIBUSB_TRANSFER_TIMED_OUT:
+		return "bulk OUT timed out";
+	default:
+		return "transfer error";
+	}
+}
+
 static void usb_in_done(struct libusb_transfer *t)
 {
 	struct usb_cardem *u = t->user_data;
@@ -257,8 +278,7 @@ static void usb_in_done(struct libusb_transfer *t)
 		len = 0;
 		break;
 	default:
-		usb_lost(u, t->status == LIBUSB_TRANSFER_NO_DEVICE ?
-			 "unplugged" : libusb_error_name(t->status));
+		usb_lost(u, usb_status_reason(t->status));
 		return;
 	}
 	if (u->state != USB_UP)
@@ -285,7 +305,7 @@ static void usb_in_done(struct libusb_transfer *t)
 		return;
 	rc = libusb_submit_transfer(t);
 	if (rc < 0)
-		usb_lost(u, libusb_error_name(rc));
+		usb_lost(u, usb_rc_reason(rc));
 	else
 		u->in_busy[idx] = true;
 }
@@ -301,13 +321,8 @@ static void usb_out_done(struct libusb_transfer *t)
 	if (t->status == LIBUSB_TRANSFER_COMPLETED ||
 	    t->status == LIBUSB_TRANSFER_CANCELLED)
 		return;
-	if (t->status == LIBUSB_TRANSFER_NO_DEVICE) {
-		usb_lost(u, "unplugged");
-		return;
-	}
 	/* a stuck OUT pipe means the firmware no longer listens */
-	usb_lost(u, t->status == LIBUSB_TRANSFER_TIMED_OUT ?
-		 "bulk OUT timed out" : libusb_error_name(t->status));
+	usb_lost(u, usb_status_reason(t->status));
 }
 
 int usb_cardem_send(struct usb_cardem *u, uint8_t cls, uint8_t type,
@@ -349,7 +364,7 @@ int usb_cardem_send(struct usb_cardem *u, uint8_t cls, uint8_t type,
 	rc = libusb_submit_transfer(t);
 	if (rc < 0) {
 		libusb_free_transfer(t);	/* FREE_BUFFER frees buf */
-		usb_lost(u, libusb_error_name(rc));
+		usb_lost(u, usb_rc_reason(rc));
 		return -ENODEV;
 	}
 	u->out[i] = t;
@@ -631,7 +646,7 @@ static void usb_try_open(struct usb_cardem *u)
 	if (rc < 0) {
 		usb_cancel_all(u);
 		u->state = USB_UP;
-		usb_lost(u, libusb_strerror(rc));
+		usb_lost(u, usb_rc_reason(rc));
 		return;
 	}
 	u->last_err[0] = '\0';

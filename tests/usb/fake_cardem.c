@@ -6,6 +6,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,7 +37,7 @@ struct msg {
 };
 
 /* options */
-static unsigned int throttle_ms = 5;
+static int throttle_ms = -1;	/* default: 20 with --plain-node, else 0 */
 static int subclass = 0x02;
 static int busy;
 static const char *serial = "00112233445566778899aabbccddeeff";
@@ -54,6 +56,9 @@ static struct {
 	GSource *timer;
 } held;
 static unsigned long n_reaps, n_empty, n_held;
+static int plain_node;		/* --plain-node: always-writable regular file */
+static int fifo = -1;		/* the node as a FIFO: writable iff reapable */
+static int fifo_writable = 1;
 
 /* firmware + modem state, under mlock */
 static int enabled, inserted;
@@ -101,6 +106,30 @@ static void urb_unref(struct urb *r)
 
 /* ---- the device side: URBs ---------------------------------------------- */
 
+/*
+ * A usbfs fd polls writable only while a URB waits to be reaped. The node
+ * is a FIFO kept full (not writable) while nothing is reapable and drained
+ * a little (writable) while something is, so libusb sleeps in poll() as it
+ * does on real hardware. Lock held.
+ */
+static void node_update(void)
+{
+	static const char fill[4096];
+	char sink[8192];
+	int want = ndone > 0 || unplugged;
+
+	if (fifo < 0 || want == fifo_writable)
+		return;
+	if (want) {
+		while (read(fifo, sink, sizeof(sink)) == (ssize_t)sizeof(sink))
+			break;	/* one read frees PIPE_BUF and more */
+	} else {
+		while (write(fifo, fill, sizeof(fill)) > 0)
+			;
+	}
+	fifo_writable = want;
+}
+
 /* Answers a held (throttled) reap; in the worker thread, lock held. */
 static void held_answer(void)
 {
@@ -115,6 +144,7 @@ static void held_answer(void)
 		umockdev_ioctl_client_complete(held.c, -1,
 					       unplugged ? ENODEV : EAGAIN);
 	}
+	node_update();
 	if (held.timer) {
 		g_source_destroy(held.timer);
 		g_source_unref(held.timer);
@@ -185,6 +215,7 @@ static void match(void)
 	}
 	if (ndone)
 		kick();
+	node_update();
 }
 
 static void dev_send(uint8_t ep, const uint8_t *m, size_t len)
@@ -466,7 +497,7 @@ static gboolean on_ioctl(UMockdevIoctlBase *hb, UMockdevIoctlClient *c,
 				n_held++;
 				held.c = g_object_ref(c);
 				held.d = d;
-				held.timer = g_timeout_source_new(throttle_ms);
+				held.timer = g_timeout_source_new((guint)throttle_ms);
 				g_source_set_callback(held.timer, held_timeout,
 						      NULL, NULL);
 				g_source_attach(held.timer, worker);
@@ -489,6 +520,7 @@ static gboolean on_ioctl(UMockdevIoctlBase *hb, UMockdevIoctlClient *c,
 	} else {
 		res = -1, err = ENOTTY;
 	}
+	node_update();
 	g_mutex_unlock(&lock);
 	if (o)
 		dev_receive(o, o_len);
@@ -502,7 +534,7 @@ static gboolean on_ioctl(UMockdevIoctlBase *hb, UMockdevIoctlClient *c,
 
 static int plug(void)
 {
-	char node[64], rec[2048];
+	char node[64], rec[2048], *path;
 	UMockdevIoctlBase *h = umockdev_ioctl_base_new();
 	GError *e = NULL;
 
@@ -523,6 +555,24 @@ static int plug(void)
 		return -1;
 	}
 	g_signal_connect(h, "handle-ioctl", G_CALLBACK(on_ioctl), NULL);
+	if (plain_node)
+		return 0;
+	path = g_strdup_printf("%s%s", umockdev_testbed_get_root_dir(tb), node);
+	if (fifo >= 0)
+		close(fifo);
+	fifo = -1;
+	if (unlink(path) < 0 || mkfifo(path, 0666) < 0 ||
+	    (fifo = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "fake_cardem: FIFO node %s: %s\n", path,
+			strerror(errno));
+		g_free(path);
+		return -1;
+	}
+	g_free(path);
+	g_mutex_lock(&lock);
+	fifo_writable = 1;
+	node_update();
+	g_mutex_unlock(&lock);
 	return 0;
 }
 
@@ -540,6 +590,7 @@ static void unplug(void)
 	npend = 0;
 	nq = 0;
 	kick();
+	node_update();
 	g_mutex_unlock(&lock);
 	umockdev_testbed_uevent(tb, "/sys" SYSPATH, "remove");
 	umockdev_testbed_remove_device(tb, "/sys" SYSPATH);
@@ -626,8 +677,9 @@ static gpointer control(gpointer p)
 			out("plugged devnum %u", devnum);
 		} else if (!strcmp(buf, "stats")) {
 			g_mutex_lock(&lock);
-			out("stats reaps=%lu empty=%lu held=%lu", n_reaps,
-			    n_empty, n_held);
+			out("stats reaps=%lu empty=%lu held=%lu done=%u "
+			    "parked=%u queued=%u node-writable=%d", n_reaps,
+			    n_empty, n_held, ndone, npend, nq, fifo_writable);
 			g_mutex_unlock(&lock);
 		} else if (buf[0]) {
 			out("error unknown command: %s", buf);
@@ -647,9 +699,11 @@ int main(int argc, char **argv)
 
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
 		if (!strcmp(argv[i], "--throttle-ms") && i + 1 < argc)
-			throttle_ms = (unsigned int)atoi(argv[++i]);
+			throttle_ms = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--sniffer"))
 			subclass = 0x01;
+		else if (!strcmp(argv[i], "--plain-node"))
+			plain_node = 1;
 		else if (!strcmp(argv[i], "--busy"))
 			busy = 1;
 		else if (!strcmp(argv[i], "--serial") && i + 1 < argc)
@@ -657,9 +711,12 @@ int main(int argc, char **argv)
 		else
 			break;
 	}
+	if (throttle_ms < 0)
+		throttle_ms = plain_node ? 20 : 0;
 	if (i + 1 >= argc || strcmp(argv[i], "--")) {
 		fprintf(stderr, "usage: fake_cardem [--throttle-ms N] "
-			"[--sniffer] [--busy] [--serial S] -- PROGRAM [ARGS]\n");
+			"[--plain-node] [--sniffer] [--busy] [--serial S] -- PROGRAM "
+			"[ARGS]\n");
 		return 2;
 	}
 	/*
