@@ -11,6 +11,7 @@ import time
 
 from fixtures_client import SIM_ATR
 from fixtures_usb import SECOND_ATR
+from test_relay import wait_for
 from test_vsim import ef_iccid, make_autn, xor_auth
 
 USIM_AID = "a0000000871002"
@@ -27,11 +28,28 @@ def mapped(bed, c):
     """Maps client 23:0 to bank slot 1:0; returns the ATR line the modem saw."""
     if (1, 8, CONFIG[2]) not in c.outs():
         c.expect("out 1 8")
-    mark = len(c.seen)
+    mark, at = len(c.seen), len(c.log_text())
     bed.map()
     atr = c.expect("atr ")
     assert c.outs(mark) == bringup(SIM_ATR), c.outs(mark)
+    powered(c, at)
     return atr
+
+
+def powered(c, at):
+    """Waits until the client has seen the modem power the card up (log offset at on)."""
+    m = c.wait_for_log(r"bring-up: SET_ATR", start=at)
+    c.wait_for_log(r"slot status: RST inactive", start=m.end())
+
+
+def modem_reset(c):
+    """The modem resets the card; returns once the client has passed the reset on (status
+    and header travel on different endpoints: a header sent earlier could overtake it)."""
+    at = len(c.log_text())
+    c.cmd("reset")
+    c.expect("atr ")
+    m = c.wait_for_log(r"the modem resets the card \(warm\)", start=at)
+    c.wait_for_log(r"slot status: RST inactive", start=m.end())
 
 
 def test_bringup_order_and_tpdu_cases(client_bed, usb_client):
@@ -127,6 +145,7 @@ def test_unplug_mid_apdu_and_replug(client_bed, usb_client, tmp_path):
         o = len(c.seen)
         c.cmd("plug")
         c.expect("atr ", timeout=5)                  # found again, brought up again
+        powered(c, log_at)
         assert c.outs(o) == [CONFIG] + bringup(SIM_ATR)
         assert c.apdu("a0b2010402") == "5a5a9000"
         assert c.apdu("a0a40000023f00") == "9000"
@@ -198,13 +217,12 @@ def test_full_system_modem_script_and_moved_mapping(usb_bed, usb_client, tmp_pat
     mark = len(c.seen)
     bed.map(0)
     atr = c.expect("atr ").split()[1]
-    bank_atr = bed.bank_slot(0)["atr"]
+    bank_atr = wait_for(lambda: bed.bank_slot(0), lambda s: s["atr"])["atr"]
     assert atr == bank_atr.lower()                   # the modem sees the bank card's ATR
     assert [o[:2] for o in c.outs(mark)] == [(1, 2), (1, 5), (2, 2), (2, 1)]
 
     # the modem's script: reset, then what a modem does first
-    c.cmd("reset")
-    c.expect("atr ")
+    modem_reset(c)
     assert c.apdu("a0a4000002 3f00").startswith("9f")            # SELECT MF (GSM)
     assert c.apdu("a0a4000002 2fe2").startswith("9f")            # SELECT EF_ICCID
     assert c.apdu("a0b000000a") == ef_iccid(card0["iccid"]).hex() + "9000"   # case 2
@@ -226,11 +244,12 @@ def test_full_system_modem_script_and_moved_mapping(usb_bed, usb_client, tmp_pat
         + "9000"
 
     # the mapping moves to the other card: removal, then insertion with its ATR
-    mark = len(c.seen)
+    mark, at = len(c.seen), len(c.log_text())
     status, body = bed.api("DELETE", "/slotmaps/1/0")
     assert status == 204, body
     bed.map(1)
     new_atr = c.expect("atr ", timeout=15).split()[1]
+    powered(c, at)
     assert new_atr == SECOND_ATR
     outs = c.outs(mark)
     assert outs[:3] == [(1, 5, "00"), (2, 2, "00"), (2, 1, "022c01")], outs
