@@ -99,6 +99,17 @@ static void usage(FILE *out)
 		CLIENT_TPDU_TIMEOUT_MS);
 }
 
+/* --help ends with the boards a simtrace2 front end could use now. */
+static void usage_devices(FILE *out)
+{
+	struct usb_cardem_match any = { .interface = -1 };
+
+	fprintf(out, "\nSIMtrace2-family boards found (--list-devices):\n");
+	fflush(out);
+	if (usb_cardem_list(out, &any) == 0)
+		fprintf(out, "  none\n");
+}
+
 static int parse_bad(const char *what, const char *arg, const char *range)
 {
 	fprintf(stderr, "remsim-client: invalid %s '%s' (%s)\n", what, arg,
@@ -279,6 +290,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			exit(0);
 		case 'h':
 			usage(stdout);
+			usage_devices(stdout);
 			exit(0);
 		default:
 			return -1;

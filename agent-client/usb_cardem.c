@@ -3,8 +3,8 @@
  * loop. libusb's pollfds become loop fd sources (set_pollfd_notifiers), its
  * timeouts a loop timer; events are handled with a zero timeout when an fd
  * is ready. Four bulk-IN and one interrupt-IN transfer stay posted; a lost
- * device is closed once its transfers are back and searched for again
- * every second (libusb keeps its device list current from udev events).
+ * device is closed once its transfers are back and searched for again on
+ * libusb's hotplug arrival callback and, as a fallback, every second.
  */
 #define _GNU_SOURCE
 #include "usb_cardem.h"
@@ -215,16 +215,22 @@ static void usb_on_close(void *arg)
 	loop_timer_start(u->loop, &u->retry, USB_RETRY_MS);
 }
 
+/* Cancels what is in flight; the close timer finishes the job. */
+static void usb_start_closing(struct usb_cardem *u, const char *reason)
+{
+	usb_set_state(u, USB_CLOSING, reason);
+	usb_cancel_all(u);
+	u->close_tries = 0;
+	loop_timer_start(u->loop, &u->close, 0);
+}
+
 /* The device is gone or unusable: close it once the transfers are back. */
 static void usb_lost(struct usb_cardem *u, const char *reason)
 {
 	if (u->state != USB_UP)
 		return;
 	LOGE(u->name, "device lost: %s", reason);
-	usb_set_state(u, USB_CLOSING, reason);
-	usb_cancel_all(u);
-	u->close_tries = 0;
-	loop_timer_start(u->loop, &u->close, 0);
+	usb_start_closing(u, reason);
 	u->ops->down(u->user, reason);
 }
 
@@ -644,15 +650,30 @@ static void usb_try_open(struct usb_cardem *u)
 	snprintf(u->name, sizeof(u->name), "simtrace2 %s", u->desc);
 	rc = usb_post_in(u);
 	if (rc < 0) {
-		usb_cancel_all(u);
-		u->state = USB_UP;
-		usb_lost(u, usb_rc_reason(rc));
+		/* never announced: no down() for it */
+		LOGE(u->name, "cannot post IN transfers: %s", usb_rc_reason(rc));
+		usb_start_closing(u, usb_rc_reason(rc));
 		return;
 	}
 	u->last_err[0] = '\0';
 	usb_set_state(u, USB_UP, "interface claimed, IN transfers posted");
 	usb_arm_timeout(u);
 	u->ops->up(u->user, u->desc);
+}
+
+/* libusb hotplug (udev): look at once instead of at the next retry tick. */
+static int usb_on_arrival(libusb_context *ctx, libusb_device *dev,
+			  libusb_hotplug_event ev, void *arg)
+{
+	struct usb_cardem *u = arg;
+	char path[32];
+
+	if (u->state != USB_ABSENT)
+		return 0;
+	usb_path(dev, path, sizeof(path));
+	LOGI(u->name, "USB device arrived at %s: looking", path);
+	loop_timer_start(u->loop, &u->retry, 0);
+	return 0;
 }
 
 static void usb_on_retry(void *arg)
@@ -701,6 +722,12 @@ int usb_cardem_start(struct usb_cardem *u)
 	for (i = 0; pfds && pfds[i]; i++)
 		usb_fd_added(pfds[i]->fd, pfds[i]->events, u);
 	libusb_free_pollfds(pfds);
+	if (libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG))
+		libusb_hotplug_register_callback(u->ctx,
+			LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED, 0,
+			u->m.vid ? u->m.vid : USB_CARDEM_VID,
+			u->m.pid ? u->m.pid : LIBUSB_HOTPLUG_MATCH_ANY,
+			LIBUSB_HOTPLUG_MATCH_ANY, usb_on_arrival, u, NULL);
 	usb_try_open(u);
 	return 0;
 }

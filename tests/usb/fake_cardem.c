@@ -520,6 +520,8 @@ static gboolean on_ioctl(UMockdevIoctlBase *hb, UMockdevIoctlClient *c,
 	} else {
 		res = -1, err = ENOTTY;
 	}
+	if (getenv("FAKE_CARDEM_DEBUG") && res < 0 && err != EAGAIN)
+		fprintf(stderr, "fake_cardem: ioctl %lx -> errno %ld\n", req, err);
 	node_update();
 	g_mutex_unlock(&lock);
 	if (o)
@@ -532,38 +534,30 @@ static gboolean on_ioctl(UMockdevIoctlBase *hb, UMockdevIoctlClient *c,
 
 /* ---- plugging ----------------------------------------------------------- */
 
+/*
+ * Everything the client needs is in place before the device record makes
+ * it visible (adding it sends the "add" uevent libusb's hotplug acts on):
+ * the node (a FIFO unless --plain-node), the ioctl handler, its socket.
+ */
 static int plug(void)
 {
-	char node[64], rec[2048], *path;
+	char node[64], rec[2048], *path, *dir;
 	UMockdevIoctlBase *h = umockdev_ioctl_base_new();
 	GError *e = NULL;
 
 	snprintf(node, sizeof(node), "/dev/bus/usb/001/%03u", devnum);
-	snprintf(rec, sizeof(rec),
-		 "P: " SYSPATH "\nN: bus/usb/001/%03u\n"
-		 "E: SUBSYSTEM=usb\nE: DEVTYPE=usb_device\nE: DEVNAME=%s\n"
-		 "E: BUSNUM=001\nE: DEVNUM=%03u\n"
-		 "A: busnum=1\\n\nA: devnum=%u\\n\nA: speed=12\\n\n"
-		 "A: bConfigurationValue=1\\n\n"
-		 "H: descriptors=1201000200000040501DE360020001020301"
-		 "0902270001010080320904000003FF%02X0000"
-		 "070504024000000705850240000007058603400001\n",
-		 devnum, node, devnum, devnum, subclass);
-	if (!umockdev_testbed_add_from_string(tb, rec, &e) ||
-	    !umockdev_testbed_attach_ioctl(tb, node, h, &e)) {
-		fprintf(stderr, "fake_cardem: %s\n", e->message);
-		return -1;
-	}
-	g_signal_connect(h, "handle-ioctl", G_CALLBACK(on_ioctl), NULL);
-	if (plain_node)
-		return 0;
 	path = g_strdup_printf("%s%s", umockdev_testbed_get_root_dir(tb), node);
+	dir = g_path_get_dirname(path);
+	g_mkdir_with_parents(dir, 0755);
+	g_free(dir);
 	if (fifo >= 0)
 		close(fifo);
 	fifo = -1;
-	if (unlink(path) < 0 || mkfifo(path, 0666) < 0 ||
+	unlink(path);
+	if (plain_node ? !g_file_set_contents(path, "", 0, NULL) :
+	    mkfifo(path, 0666) < 0 ||
 	    (fifo = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0) {
-		fprintf(stderr, "fake_cardem: FIFO node %s: %s\n", path,
+		fprintf(stderr, "fake_cardem: node %s: %s\n", path,
 			strerror(errno));
 		g_free(path);
 		return -1;
@@ -573,6 +567,25 @@ static int plug(void)
 	fifo_writable = 1;
 	node_update();
 	g_mutex_unlock(&lock);
+	g_signal_connect(h, "handle-ioctl", G_CALLBACK(on_ioctl), NULL);
+	if (!umockdev_testbed_attach_ioctl(tb, node, h, &e)) {
+		fprintf(stderr, "fake_cardem: %s\n", e->message);
+		return -1;
+	}
+	snprintf(rec, sizeof(rec),
+		 "P: " SYSPATH "\n"
+		 "E: SUBSYSTEM=usb\nE: DEVTYPE=usb_device\nE: DEVNAME=%s\n"
+		 "E: BUSNUM=001\nE: DEVNUM=%03u\n"
+		 "A: busnum=1\\n\nA: devnum=%u\\n\nA: speed=12\\n\n"
+		 "A: bConfigurationValue=1\\n\n"
+		 "H: descriptors=1201000200000040501DE360020001020301"
+		 "0902270001010080320904000003FF%02X0000"
+		 "070504024000000705850240000007058603400001\n",
+		 node, devnum, devnum, subclass);
+	if (!umockdev_testbed_add_from_string(tb, rec, &e)) {
+		fprintf(stderr, "fake_cardem: %s\n", e->message);
+		return -1;
+	}
 	return 0;
 }
 
@@ -592,8 +605,13 @@ static void unplug(void)
 	kick();
 	node_update();
 	g_mutex_unlock(&lock);
+	/*
+	 * The node and its ioctl socket stay until the next plug: a client
+	 * that opens the device before it has seen this uevent gets ENODEV
+	 * from every ioctl, as from a vanished usbfs node (without the socket
+	 * the preload library would end the client).
+	 */
 	umockdev_testbed_uevent(tb, "/sys" SYSPATH, "remove");
-	umockdev_testbed_remove_device(tb, "/sys" SYSPATH);
 	g_mutex_lock(&mlock);
 	enabled = inserted = 0;
 	mstate = M_IDLE;
@@ -608,11 +626,13 @@ static void replug(void)
 	for (i = 0; i < ndone; i++)	/* never reaped: the fd is gone */
 		urb_unref(&done[i]);
 	ndone = 0;
+	g_mutex_unlock(&lock);
+	umockdev_testbed_remove_device(tb, "/sys" SYSPATH);
+	g_mutex_lock(&lock);
 	unplugged = 0;
 	devnum++;
 	g_mutex_unlock(&lock);
-	if (plug() == 0)
-		umockdev_testbed_uevent(tb, "/sys" SYSPATH, "add");
+	plug();
 }
 
 /* ---- control ------------------------------------------------------------ */
