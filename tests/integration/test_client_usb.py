@@ -1,15 +1,16 @@
 """remsim-client's simtrace2 front end against a simulated SIMtrace2 card emulator
 (tests/usb/fake_cardem, umockdev) that plays firmware and modem: bring-up order and ATR, T=0
 cases 1-4 with procedure bytes, partial data and GET RESPONSE, modem resets forwarded to the
-bankd and to the event script, a moved mapping seen by the modem, unplug and re-plug in the
-middle of an APDU, malformed USB messages, and the errors an operator meets (no device, busy,
+bankd and to the event script (also in the middle of a TPDU), a new ATR and a moved mapping
+seen by the modem, a two-slot board's second slot, unplug and re-plug in the middle of an
+APDU, malformed USB messages, and the errors an operator meets (no device, busy,
 wrong firmware, --list-devices). The full-system test uses the real server, bankd, pcscd and
 remsim-vsim; the others a scripted bankd, to stay fast."""
 import re
 import secrets
 import time
 
-from fixtures_client import SIM_ATR
+from fixtures_client import SIM_ATR, set_atr_req
 from fixtures_usb import SECOND_ATR
 from test_relay import wait_for
 from test_vsim import ef_iccid, make_autn, xor_auth
@@ -258,4 +259,40 @@ def test_full_system_modem_script_and_moved_mapping(usb_bed, usb_client, tmp_pat
     assert c.apdu("a0a4000002 3f00").startswith("9f")
     assert c.apdu("a0a4000002 2fe2").startswith("9f")
     assert c.apdu("a0b000000a") == ef_iccid(card1["iccid"]).hex() + "9000"
+    assert c.errors() == []
+
+
+def test_qmod_second_slot_new_atr_and_reset_mid_tpdu(client_bed, usb_client):
+    """A two-slot board (sysmoQMOD ids, endpoints 01/82/83 for slot 2): the client for
+    --usb-interface 1 finds its endpoints in the descriptors. A new ATR from the bankd
+    re-inserts the card; a modem reset while a TPDU is at the bankd drops its late answer."""
+    def slow_card(tpdu):
+        if tpdu[1] == 0xB2:
+            time.sleep(0.4)
+            return b"\x5a" * tpdu[4] + b"\x90\x00"
+        return b"\x90\x00"
+
+    bed = client_bed(card=slow_card)
+    c = usb_client(*bed.client_args(), "--usb-interface", "1", fake_args=["--qmod"])
+    c.wait_for_log(r"\[simtrace2 1-1 1d50:4004 if 1\] absent -> up")
+    mapped(bed, c)
+    assert c.apdu("a0b2010402") == "5a5a9000"
+
+    new_atr = bytes.fromhex("3b02abcd")
+    mark = len(c.seen)
+    _, conn, _ = bed.bankd.wait_for("connectClientReq")
+    bmark = bed.bankd.mark()
+    conn.send(set_atr_req(conn.client, new_atr))
+    assert c.expect("atr ").split()[1] == new_atr.hex()
+    assert c.outs(mark) == [(1, 2, "04" + new_atr.hex()), (1, 5, "00"), (1, 5, "01"),
+                            (2, 1, "022c01")]
+    bed.bankd.wait_for("setAtrRes", start=bmark)
+
+    at, mark = len(c.log_text()), bed.bankd.mark()
+    c.cmd("apdu a0b2010408")                         # at the bankd for 0.4 s
+    bed.bankd.wait_for("tpduModemToCard", start=mark)
+    modem_reset(c)
+    c.wait_for_log(r"answer to a TPDU the modem abandoned: dropped", start=at)
+    assert c.apdu("a0a40000023f00") == "9000"        # answered by its own answer only
+    assert [line for line in c.seen if line.startswith("rsp ")][-1].split()[2] == "a49000"
     assert c.errors() == []

@@ -20,9 +20,6 @@
 #include <umockdev.h>
 
 #define SYSPATH "/devices/pci0000:00/0000:00:14.0/usb1/1-1"
-#define EP_OUT 0x04
-#define EP_IN 0x85
-#define EP_IRQ 0x86
 #define MAXQ 64
 #define MSG_MAX 1024
 
@@ -39,6 +36,8 @@ struct msg {
 /* options */
 static int throttle_ms = -1;	/* default: 20 with --plain-node, else 0 */
 static int subclass = 0x02;
+static int qmod;		/* --qmod: 1d50:4004, two slots, modem on slot 2 */
+static uint8_t EP_IN = 0x85, EP_IRQ = 0x86;
 static int busy;
 static const char *serial = "00112233445566778899aabbccddeeff";
 
@@ -541,10 +540,16 @@ static gboolean on_ioctl(UMockdevIoctlBase *hb, UMockdevIoctlClient *c,
  */
 static int plug(void)
 {
-	char node[64], rec[2048], *path, *dir;
+	char node[64], rec[2048], ifaces[512], *path, *dir;
 	UMockdevIoctlBase *h = umockdev_ioctl_base_new();
 	GError *e = NULL;
 
+	/* one slot: EPs 04/85/86; QMOD: slot 2 on 01/82/83 as well */
+	snprintf(ifaces, sizeof(ifaces), "%s0904000003FF%02X0000"
+		 "070504024000000705850240000007058603400001%s",
+		 qmod ? "090245000201008032" : "090227000101008032",
+		 subclass, qmod ? "0904010003FF020000070501024000000705820240"
+		 "000007058303400001" : "");
 	snprintf(node, sizeof(node), "/dev/bus/usb/001/%03u", devnum);
 	path = g_strdup_printf("%s%s", umockdev_testbed_get_root_dir(tb), node);
 	dir = g_path_get_dirname(path);
@@ -578,10 +583,8 @@ static int plug(void)
 		 "E: BUSNUM=001\nE: DEVNUM=%03u\n"
 		 "A: busnum=1\\n\nA: devnum=%u\\n\nA: speed=12\\n\n"
 		 "A: bConfigurationValue=1\\n\n"
-		 "H: descriptors=1201000200000040501DE360020001020301"
-		 "0902270001010080320904000003FF%02X0000"
-		 "070504024000000705850240000007058603400001\n",
-		 node, devnum, devnum, subclass);
+		 "H: descriptors=1201000200000040501D%s020001020301%s\n",
+		 node, devnum, devnum, qmod ? "0440" : "E360", ifaces);
 	if (!umockdev_testbed_add_from_string(tb, rec, &e)) {
 		fprintf(stderr, "fake_cardem: %s\n", e->message);
 		return -1;
@@ -724,6 +727,8 @@ int main(int argc, char **argv)
 			subclass = 0x01;
 		else if (!strcmp(argv[i], "--plain-node"))
 			plain_node = 1;
+		else if (!strcmp(argv[i], "--qmod"))
+			qmod = 1, EP_IN = 0x82, EP_IRQ = 0x83;
 		else if (!strcmp(argv[i], "--busy"))
 			busy = 1;
 		else if (!strcmp(argv[i], "--serial") && i + 1 < argc)
@@ -735,7 +740,8 @@ int main(int argc, char **argv)
 		throttle_ms = plain_node ? 20 : 0;
 	if (i + 1 >= argc || strcmp(argv[i], "--")) {
 		fprintf(stderr, "usage: fake_cardem [--throttle-ms N] "
-			"[--plain-node] [--sniffer] [--busy] [--serial S] -- PROGRAM "
+			"[--plain-node] [--qmod] [--sniffer] [--busy] [--serial S] -- "
+			"PROGRAM "
 			"[ARGS]\n");
 		return 2;
 	}
