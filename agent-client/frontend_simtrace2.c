@@ -91,6 +91,7 @@ static void st2_set_tp(struct st2 *s, enum st2_tpdu new_tp, const char *why)
 	LOGD(s->fe.name, "tpdu %s -> %s (%s)", st2_tpdu_names[s->tp],
 	     st2_tpdu_names[new_tp], why);
 	s->tp = new_tp;
+	usb_cardem_set_busy(s->usb, new_tp == TP_AT_CARD);
 }
 
 /* ---- messages to the device --------------------------------------------- */

@@ -63,6 +63,8 @@ struct usb_cardem {
 	uint8_t ep_out, ep_in, ep_irq;
 	struct libusb_transfer *in[USB_BULK_IN_NUM + 1];	/* last: irq */
 	bool in_busy[USB_BULK_IN_NUM + 1];
+	bool in_parked[USB_BULK_IN_NUM];	/* resubmit when not busy */
+	bool busy;			/* usb_cardem_set_busy() */
 	struct libusb_transfer *out[USB_MAX_OUT];
 	unsigned int close_tries;
 
@@ -187,6 +189,8 @@ static void usb_release(struct usb_cardem *u)
 		libusb_free_transfer(u->in[i]);
 		u->in[i] = NULL;
 		u->in_busy[i] = false;
+		if (i < USB_BULK_IN_NUM)
+			u->in_parked[i] = false;
 	}
 }
 
@@ -256,7 +260,7 @@ static void usb_in_done(struct libusb_transfer *t)
 	size_t idx = t == u->in[USB_BULK_IN_NUM] ? USB_BULK_IN_NUM : 0;
 	bool irq = idx == USB_BULK_IN_NUM;
 	char hex[2 * 16 + 1];
-	size_t len = (size_t)t->actual_length, msg_len;
+	size_t len = (size_t)t->actual_length, msg_len, i, posted = 0;
 	int rc;
 
 	while (idx < USB_BULK_IN_NUM && u->in[idx] != t)
@@ -285,9 +289,9 @@ static void usb_in_done(struct libusb_transfer *t)
 	if (len) {
 		msg_len = len >= USB_CARDEM_HDR_LEN ?
 			  (size_t)(t->buffer[6] | t->buffer[7] << 8) : 0;
-		hex_encode(hex, t->buffer, len < 16 ? len : 16);
 		if (len < USB_CARDEM_HDR_LEN || msg_len != len ||
 		    len > USB_CARDEM_MSG_MAX) {
+			hex_encode(hex, t->buffer, len < 16 ? len : 16);
 			u->st.dropped++;
 			LOGE(u->name, "malformed %s message dropped: %zu bytes, "
 			     "length field %zu (%s...)", irq ? "interrupt" :
@@ -302,6 +306,13 @@ static void usb_in_done(struct libusb_transfer *t)
 	/* the callback may have lost the device (a failed send) */
 	if (u->state != USB_UP)
 		return;
+	for (i = 0; i < USB_BULK_IN_NUM; i++)
+		posted += u->in_busy[i];
+	if (!irq && u->busy && posted >= 2) {
+		/* others stay posted; this one waits until the TPDU is answered */
+		u->in_parked[idx] = true;
+		return;
+	}
 	rc = libusb_submit_transfer(t);
 	if (rc < 0)
 		usb_lost(u, usb_rc_reason(rc));
@@ -653,6 +664,25 @@ void usb_cardem_free(struct usb_cardem *u, const uint8_t *const *bye,
 	loop_timer_stop(u->loop, &u->timeout);
 	loop_timer_stop(u->loop, &u->close);
 	free(u);
+}
+
+void usb_cardem_set_busy(struct usb_cardem *u, bool busy)
+{
+	size_t i;
+	int rc;
+
+	u->busy = busy;
+	for (i = 0; !busy && i < USB_BULK_IN_NUM && u->state == USB_UP; i++) {
+		if (!u->in_parked[i])
+			continue;
+		u->in_parked[i] = false;
+		rc = libusb_submit_transfer(u->in[i]);
+		if (rc < 0) {
+			usb_lost(u, usb_rc_reason(rc));
+			return;
+		}
+		u->in_busy[i] = true;
+	}
 }
 
 bool usb_cardem_is_up(const struct usb_cardem *u)

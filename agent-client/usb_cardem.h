@@ -66,6 +66,12 @@ int usb_cardem_start(struct usb_cardem *u);
 void usb_cardem_free(struct usb_cardem *u, const uint8_t *const *bye,
 		     size_t nbye);
 bool usb_cardem_is_up(const struct usb_cardem *u);
+/*
+ * While busy (a TPDU at the bankd), a completed bulk-IN transfer is
+ * resubmitted later if at least one other stays posted: its submit would
+ * sit between the bankd's answer and the modem. Not busy: all go back.
+ */
+void usb_cardem_set_busy(struct usb_cardem *u, bool busy);
 const char *usb_cardem_name(const struct usb_cardem *u);
 
 /*
