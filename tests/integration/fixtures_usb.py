@@ -79,8 +79,8 @@ class FakeCardem(ClientProc):
 
 @pytest.fixture
 def usb_client(request, tmp_path, bin_path):
-    """usb_client(*client_args, fake=(), name="usb", env=None) -> FakeCardem running
-    remsim-client -f simtrace2 inside the simulated device. Fails when fake_cardem was not
+    """usb_client(*client_args, fake_args=(), name="usb", env=None, frontend=True, wrap=())
+    -> FakeCardem running [wrap...] remsim-client -f simtrace2 inside the simulated device. Fails when fake_cardem was not
     built (umockdev-1.0 missing: run scripts/install-deps)."""
     fake = bin_path("tests/usb/fake_cardem")
     if not os.path.exists(fake):
@@ -90,11 +90,11 @@ def usb_client(request, tmp_path, bin_path):
     log_dir.mkdir(exist_ok=True)
     procs = []
 
-    def start(*args, fake_args=(), name="usb", env=None, frontend=True):
+    def start(*args, fake_args=(), name="usb", env=None, frontend=True, wrap=()):
         name = _unique_log_name(request.node, name)
         full_env = dict(os.environ)
         full_env.update({k: str(v) for k, v in (env or {}).items()})
-        argv = [fake, *fake_args, "--", bin_path("agent-client/remsim-client"),
+        argv = [fake, *fake_args, "--", *wrap, bin_path("agent-client/remsim-client"),
                 *(["-f", "simtrace2"] if frontend else []), *map(str, args)]
         if "-l" not in args and "--log-level" not in args and frontend:
             argv += ["--log-level", "info"]

@@ -4,7 +4,7 @@ cases 1-4 with procedure bytes, partial data and GET RESPONSE, modem resets forw
 bankd and to the event script (also in the middle of a TPDU), a new ATR and a moved mapping
 seen by the modem, a two-slot board's second slot, unplug and re-plug in the middle of an
 APDU, malformed USB messages, and the errors an operator meets (no device, busy,
-wrong firmware, --list-devices). The full-system test uses the real server, bankd, pcscd and
+no permission, wrong firmware, --list-devices and --help). The full-system test uses the real server, bankd, pcscd and
 remsim-vsim; the others a scripted bankd, to stay fast."""
 import re
 import secrets
@@ -188,6 +188,18 @@ def test_operator_errors_and_device_selection(client_bed, usb_client, remsim_cli
     assert re.search(r"^1-1 1d50:60e3 serial=00112233445566778899aabbccddeeff "
                      r'product="SIMtrace 2" cardem-interfaces=0$', lst.log_text(), re.M)
 
+    hlp = usb_client("--help", frontend=False, name="help")
+    assert hlp.expect("exit ") == "exit 0"
+    assert re.search(r"^SIMtrace2-family boards found \(--list-devices\):\n1-1 1d50:60e3 ",
+                     hlp.log_text(), re.M)
+    # a user without access to /dev/bus/usb (node 0600 root, client as nobody)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    perm = usb_client(*bed.client_args(), fake_args=["--node-mode", "0600"], wrap=nobody,
+                      name="perm")
+    perm.wait_for_log(r"1-1: no permission to open the device: install a udev rule such as "
+                      r'SUBSYSTEM=="usb", ATTR\{idVendor\}=="1d50", MODE="0660", '
+                      r'GROUP="plugdev"')
+
     none = remsim_client(*bed.client_args(), "-f", "simtrace2", name="nodev")
     none.wait_for_log(r"error \[simtrace2\] no SIMtrace2/sysmoQMOD card-emulation device "
                       r"found .*--list-devices")
@@ -203,7 +215,7 @@ def test_operator_errors_and_device_selection(client_bed, usb_client, remsim_cli
     right.wait_for_log(r"absent -> up \(interface claimed")
     other = usb_client(*bed.client_args(), "--usb-interface", "1", name="if1")
     other.wait_for_log(r"1-1 has no cardem interface 1")
-    for p in (none, busy, sniff, wrong, right, other):
+    for p in (perm, none, busy, sniff, wrong, right, other):
         assert p.returncode is None
     right.terminate()
     assert right.expect("exit ") == "exit 0"

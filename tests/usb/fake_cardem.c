@@ -36,6 +36,7 @@ struct msg {
 /* options */
 static int throttle_ms = -1;	/* default: 20 with --plain-node, else 0 */
 static int subclass = 0x02;
+static int node_mode = 0666;	/* --node-mode: e.g. 0600 for "no permission" */
 static int qmod;		/* --qmod: 1d50:4004, two slots, modem on slot 2 */
 static uint8_t EP_IN = 0x85, EP_IRQ = 0x86;
 static int busy;
@@ -560,7 +561,7 @@ static int plug(void)
 	fifo = -1;
 	unlink(path);
 	if (plain_node ? !g_file_set_contents(path, "", 0, NULL) :
-	    mkfifo(path, 0666) < 0 ||
+	    mkfifo(path, 0666) < 0 || chmod(path, (mode_t)node_mode) < 0 ||
 	    (fifo = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0) {
 		fprintf(stderr, "fake_cardem: node %s: %s\n", path,
 			strerror(errno));
@@ -576,6 +577,23 @@ static int plug(void)
 	if (!umockdev_testbed_attach_ioctl(tb, node, h, &e)) {
 		fprintf(stderr, "fake_cardem: %s\n", e->message);
 		return -1;
+	}
+	if (node_mode != 0666) {
+		/* the preload library must reach the socket (or it ends the
+		 * client): only the node itself says "no permission" */
+		path = g_strdup_printf("%s/ioctl%s",
+				       umockdev_testbed_get_root_dir(tb), node);
+		chmod(path, 0666);
+		for (dir = g_path_get_dirname(path); strlen(dir) >
+		     strlen(umockdev_testbed_get_root_dir(tb));) {
+			char *up = g_path_get_dirname(dir);
+
+			chmod(dir, 0755);
+			g_free(dir);
+			dir = up;
+		}
+		g_free(dir);
+		g_free(path);
 	}
 	snprintf(rec, sizeof(rec),
 		 "P: " SYSPATH "\n"
@@ -727,6 +745,8 @@ int main(int argc, char **argv)
 			subclass = 0x01;
 		else if (!strcmp(argv[i], "--plain-node"))
 			plain_node = 1;
+		else if (!strcmp(argv[i], "--node-mode") && i + 1 < argc)
+			node_mode = (int)strtol(argv[++i], NULL, 8);
 		else if (!strcmp(argv[i], "--qmod"))
 			qmod = 1, EP_IN = 0x82, EP_IRQ = 0x83;
 		else if (!strcmp(argv[i], "--busy"))
@@ -740,7 +760,8 @@ int main(int argc, char **argv)
 		throttle_ms = plain_node ? 20 : 0;
 	if (i + 1 >= argc || strcmp(argv[i], "--")) {
 		fprintf(stderr, "usage: fake_cardem [--throttle-ms N] "
-			"[--plain-node] [--qmod] [--sniffer] [--busy] [--serial S] -- "
+			"[--plain-node] [--qmod] [--sniffer] [--busy] [--serial S] "
+			"[--node-mode OCTAL] -- "
 			"PROGRAM "
 			"[ARGS]\n");
 		return 2;
@@ -768,6 +789,8 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	tb = umockdev_testbed_new();	/* sets $UMOCKDEV_DIR */
+	/* a client under another uid must get as far as the node itself */
+	chmod(umockdev_testbed_get_root_dir(tb), 01777);
 	if (plug() < 0)
 		return 2;
 	child = fork();
