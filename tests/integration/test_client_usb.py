@@ -8,6 +8,7 @@ no permission, wrong firmware, --list-devices and --help). The full-system test 
 remsim-vsim; the others a scripted bankd, to stay fast."""
 import re
 import secrets
+import subprocess
 import time
 
 from fixtures_client import SIM_ATR, set_atr_req
@@ -86,6 +87,10 @@ def test_bringup_order_and_tpdu_cases(client_bed, usb_client):
     raw = [line.split()[2] for line in c.seen if line.startswith("rsp ")]
     assert raw[0] == "a49f17" and raw[1].startswith("c0") and raw[3] == "6c04"
     assert c.errors() == []
+    mark = len(c.seen)                               # SIGTERM: the modem back on its own SIM
+    c.terminate()
+    assert c.expect("exit ") == "exit 0"
+    assert c.outs(mark) == [(1, 5, "00"), (2, 2, "00")]
 
 
 def test_modem_reset_reaches_bankd_and_event_script(client_bed, usb_client, tmp_path):
@@ -181,7 +186,7 @@ def test_malformed_usb_messages_are_dropped(client_bed, usb_client):
     assert c.returncode is None
 
 
-def test_operator_errors_and_device_selection(client_bed, usb_client, remsim_client):
+def test_operator_errors_and_device_selection(client_bed, usb_client, remsim_client, bin_path):
     bed = client_bed(bankd=False)
     lst = usb_client("--list-devices", frontend=False, name="list")
     assert lst.expect("exit ") == "exit 0"
@@ -215,6 +220,10 @@ def test_operator_errors_and_device_selection(client_bed, usb_client, remsim_cli
     right.wait_for_log(r"absent -> up \(interface claimed")
     other = usb_client(*bed.client_args(), "--usb-interface", "1", name="if1")
     other.wait_for_log(r"1-1 has no cardem interface 1")
+    bad = subprocess.run([bin_path("agent-client/remsim-client"), "--usb-path", "1-1"],
+                         capture_output=True, text=True, timeout=10)
+    assert bad.returncode == 2 and "--usb-* and --modem-reset-ms need --frontend simtrace2" \
+        in bad.stderr
     for p in (perm, none, busy, sniff, wrong, right, other):
         assert p.returncode is None
     right.terminate()
