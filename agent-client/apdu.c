@@ -8,6 +8,53 @@
 #include <stdio.h>
 #include <string.h>
 
+enum apdu_case apdu_tpdu_case(const uint8_t hdr[5])
+{
+	uint8_t cla = hdr[0], ins = hdr[1], p1 = hdr[2], p3 = hdr[4];
+
+	switch (ins) {
+	case 0x04:	/* DEACTIVATE FILE */
+	case 0x44:	/* ACTIVATE FILE */
+	case 0xfa:	/* SLEEP (GSM) */
+		return APDU_CASE_1;
+	case 0x70:	/* MANAGE CHANNEL: open returns the channel number */
+		return p1 == 0x00 ? APDU_CASE_2 : APDU_CASE_1;
+	case 0xb0:	/* READ BINARY */
+	case 0xb2:	/* READ RECORD */
+	case 0xc0:	/* GET RESPONSE */
+	case 0x84:	/* GET CHALLENGE */
+	case 0x12:	/* FETCH */
+		return APDU_CASE_2;
+	case 0xf2:	/* STATUS; GlobalPlatform GET STATUS with CLA 8x */
+		return (cla & 0xf0) == 0x80 && (p1 & 0xe0) ? APDU_CASE_4 :
+							     APDU_CASE_2;
+	case 0xca:	/* GET DATA */
+	case 0xcb:
+		return p3 == 0 ? APDU_CASE_2 : APDU_CASE_4;
+	case 0xd6:	/* UPDATE BINARY */
+	case 0xdc:	/* UPDATE RECORD */
+	case 0x20:	/* VERIFY */
+	case 0x24:	/* CHANGE PIN */
+	case 0x26:	/* DISABLE PIN */
+	case 0x28:	/* ENABLE PIN */
+	case 0x2c:	/* UNBLOCK PIN */
+	case 0x10:	/* TERMINAL PROFILE */
+	case 0x14:	/* TERMINAL RESPONSE */
+	case 0xe0:	/* CREATE FILE */
+	case 0xe4:	/* DELETE FILE */
+		return APDU_CASE_3;
+	case 0xa4:	/* SELECT */
+	case 0x88:	/* AUTHENTICATE / RUN GSM ALGORITHM */
+	case 0x89:	/* AUTHENTICATE (odd INS) */
+	case 0xc2:	/* ENVELOPE */
+	case 0xa2:	/* SEARCH RECORD / SEEK */
+	case 0x32:	/* INCREASE */
+		return APDU_CASE_4;
+	default:
+		return 0;
+	}
+}
+
 int apdu_to_tpdu(const uint8_t *apdu, size_t len, uint8_t *tpdu,
 		 enum apdu_case *cse, char *err, size_t errlen)
 {

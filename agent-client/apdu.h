@@ -49,6 +49,14 @@ struct apdu_xfer {
 int apdu_to_tpdu(const uint8_t *apdu, size_t len, uint8_t *tpdu,
 		 enum apdu_case *cse, char *err, size_t errlen);
 
+/*
+ * The case of a T=0 command TPDU seen as a header only, as a SIM card
+ * emulator must decide it (simtrace2-cardem.md 7.2): by INS (and P1/P3
+ * where the INS alone does not tell). Unknown INS: 0, the caller treats it
+ * as case 2 (header forwarded at once).
+ */
+enum apdu_case apdu_tpdu_case(const uint8_t hdr[5]);
+
 /* Starts an exchange: APDU_STEP_SEND (first TPDU ready) or ERROR. */
 enum apdu_step apdu_xfer_begin(struct apdu_xfer *x, bool auto_get_response,
 			       const uint8_t *apdu, size_t len);

@@ -46,6 +46,7 @@ struct client {
 	size_t atr_len;
 	bool tpdu_pending;
 	struct loop_timer tpdu_timer;
+	char usb_device[64];		/* REMSIM_USB_DEVICE, "" for none */
 };
 
 static const char *const client_state_names[] = {
@@ -82,6 +83,7 @@ static void client_fire(struct client *c, const char *event)
 		.server_host = c->cfg.server_host,
 		.server_port = c->cfg.server_port,
 		.atr_hex = atr,
+		.usb_device = c->usb_device,
 	};
 
 	LOGI(c->name, "event %s", event);
@@ -556,6 +558,16 @@ const uint8_t *client_get_atr(const struct client *c, size_t *len)
 {
 	*len = c->atr_len;
 	return c->atr_len ? c->atr : NULL;
+}
+
+void client_fire_event(struct client *c, const char *event)
+{
+	client_fire(c, event);
+}
+
+void client_set_usb_device(struct client *c, const char *desc)
+{
+	snprintf(c->usb_device, sizeof(c->usb_device), "%s", desc ? desc : "");
 }
 
 const char *client_name(const struct client *c)

@@ -66,6 +66,13 @@ enum client_state client_get_state(const struct client *c);
 const char *client_state_name(enum client_state state);
 /* The last ATR from the bankd; NULL (and *len 0) if none. */
 const uint8_t *client_get_atr(const struct client *c, size_t *len);
+/*
+ * For front ends with their own events (simtrace2: usb-arrived, usb-removed,
+ * modem-reset): runs the event script with the usual variables.
+ */
+void client_fire_event(struct client *c, const char *event);
+/* What REMSIM_USB_DEVICE says from now on (copied; NULL or "" for none). */
+void client_set_usb_device(struct client *c, const char *desc);
 /* "client 23:0" */
 const char *client_name(const struct client *c);
 

@@ -19,7 +19,7 @@
 #include "log.h"
 
 #define ES_CTX		"event-script"
-#define ES_NVARS	11
+#define ES_NVARS	12
 
 extern char **environ;
 
@@ -134,6 +134,7 @@ static char **es_build_env(const struct event_env *e)
 	envp[i++] = es_var("REMSIM_SERVER_HOST", e->server_host);
 	envp[i++] = es_var_int("REMSIM_SERVER_PORT", e->server_port);
 	envp[i++] = es_var("REMSIM_ATR", e->atr_hex);
+	envp[i++] = es_var("REMSIM_USB_DEVICE", e->usb_device);
 	for (; k < i; k++) {
 		if (!envp[k])
 			goto fail;

@@ -26,6 +26,7 @@ struct event_env {
 	const char *server_host;
 	int server_port;
 	const char *atr_hex;
+	const char *usb_device;		/* simtrace2: "1-1.2 1d50:60e3 if 0" */
 };
 
 struct event_script *event_script_new(const char *cmd);

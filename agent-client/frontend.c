@@ -23,8 +23,10 @@ struct frontend *frontend_new(struct loop *loop,
 			return NULL;
 		}
 		fe = frontend_vpcd_new(loop, o);
+	} else if (!strcmp(o->kind, "simtrace2")) {
+		fe = frontend_simtrace2_new(loop, o);
 	} else {
-		snprintf(err, errlen, "unknown front end '%s' (shell, vpcd)",
+		snprintf(err, errlen, "unknown front end '%s' (shell, vpcd, simtrace2)",
 			 o->kind);
 		return NULL;
 	}

@@ -1,6 +1,6 @@
 /*
  * frontend: what sits between remsim-client and the modem (or whatever
- * plays the modem): shell, vpcd, later SIMtrace2. The client core calls a
+ * plays the modem): shell, vpcd, SIMtrace2. The client core calls a
  * front end through these ops; a front end calls the client through the
  * client_*() functions of client.h and adds its fds and timers to the loop.
  */
@@ -44,10 +44,16 @@ struct frontend {
 };
 
 struct frontend_options {
-	const char *kind;		/* "shell" or "vpcd" */
+	const char *kind;		/* "shell", "vpcd" or "simtrace2" */
 	const char *vpcd_host;
 	uint16_t vpcd_port;
 	int auto_get_response;
+	/* simtrace2: device selection (0/NULL: any), modem reset pulse */
+	uint16_t usb_vid, usb_pid;
+	const char *usb_serial;
+	const char *usb_path;
+	int usb_interface;		/* -1: first card-emulation one */
+	uint16_t modem_reset_ms;	/* 0: no MODEM_RESET pulses */
 };
 
 /* Creates the front end named by o->kind; NULL with a reason in err. */
@@ -60,5 +66,7 @@ struct frontend *frontend_shell_new(struct loop *loop,
 				    const struct frontend_options *o);
 struct frontend *frontend_vpcd_new(struct loop *loop,
 				   const struct frontend_options *o);
+struct frontend *frontend_simtrace2_new(struct loop *loop,
+					const struct frontend_options *o);
 
 #endif

@@ -24,6 +24,7 @@
 #include "loop.h"
 #include "opt.h"
 #include "token.h"
+#include "usb_cardem.h"
 
 #define MAIN_CTX		"main"
 #define TOKEN_FILE_MAX		4096
@@ -33,6 +34,7 @@ struct options {
 	struct frontend_options fe;
 	const char *token_file;
 	const char *script;
+	bool list_devices;
 	char token[TOKEN_TEXT_MAX];
 	char host_name[33];
 };
@@ -60,9 +62,20 @@ static void usage(FILE *out)
 		"                            --role client); sent to server and bankd\n"
 		"  -e, --event-script CMD    run '/bin/sh -c \"CMD EVENT\"' on every\n"
 		"                            event (docs/client.md)\n"
-		"  -f, --frontend KIND       shell (default) or vpcd\n"
+		"  -f, --frontend KIND       shell (default), vpcd or simtrace2\n"
 		"      --vpcd-port PORT      vpcd: the reader's port in the local pcscd\n"
 		"      --vpcd-host HOST      vpcd: pcscd's address (default 127.0.0.1)\n"
+		"      --usb-vendor HEX      simtrace2: USB vendor id (default 1d50)\n"
+		"      --usb-product HEX     simtrace2: product id (default: any of\n"
+		"                            60e3 4004 4001 616d 616e)\n"
+		"      --usb-serial SERIAL   simtrace2: the board with this serial\n"
+		"      --usb-path PATH       simtrace2: the board at this USB port path,\n"
+		"                            e.g. 1-1.2 (see --list-devices)\n"
+		"      --usb-interface N     simtrace2: card-emulation interface (slot)\n"
+		"                            number; default: the first one\n"
+		"      --modem-reset-ms MS   simtrace2: modem reset pulse at card insert\n"
+		"                            and removal, 0 = none (default 300)\n"
+		"      --list-devices        list SIMtrace2-family boards and exit\n"
 		"      --auto-get-response   answer 61xx/9Fxx with GET RESPONSE and\n"
 		"                            6Cxx with a re-send (default: raw)\n"
 		"  -N, --name NAME           name in our identity (default: host name)\n"
@@ -80,9 +93,21 @@ static void usage(FILE *out)
 		"\n"
 		"examples:\n"
 		"  echo 'a0a40000023f00' | remsim-client -i 10.0.0.1 -c 23 -n 0\n"
+		"  remsim-client -c 23 -f simtrace2 --usb-path 1-1.2 --usb-interface 1\n"
 		"  remsim-client -c 23 -t /etc/remsim/client23.token -f vpcd \\\n"
 		"      --vpcd-port 35963 -e /usr/local/bin/modem-event\n",
 		CLIENT_TPDU_TIMEOUT_MS);
+}
+
+/* --help ends with the boards a simtrace2 front end could use now. */
+static void usage_devices(FILE *out)
+{
+	struct usb_cardem_match any = { .interface = -1 };
+
+	fprintf(out, "\nSIMtrace2-family boards found (--list-devices):\n");
+	fflush(out);
+	if (usb_cardem_list(out, &any) == 0)
+		fprintf(out, "  none\n");
 }
 
 static int parse_bad(const char *what, const char *arg, const char *range)
@@ -95,7 +120,9 @@ static int parse_bad(const char *what, const char *arg, const char *range)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_VPCD_HOST = 256, OPT_VPCD_PORT, OPT_AUTO_GR, OPT_PING,
-	       OPT_PONG, OPT_TPDU, OPT_NO_TS };
+	       OPT_PONG, OPT_TPDU, OPT_NO_TS, OPT_USB_VID, OPT_USB_PID,
+	       OPT_USB_SERIAL, OPT_USB_PATH, OPT_USB_IF, OPT_RESET_MS,
+	       OPT_LIST };
 	static const struct option longopts[] = {
 		{ "server-host", required_argument, NULL, 'i' },
 		{ "server-ip", required_argument, NULL, 'i' },
@@ -108,6 +135,13 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "vpcd-host", required_argument, NULL, OPT_VPCD_HOST },
 		{ "vpcd-port", required_argument, NULL, OPT_VPCD_PORT },
 		{ "auto-get-response", no_argument, NULL, OPT_AUTO_GR },
+		{ "usb-vendor", required_argument, NULL, OPT_USB_VID },
+		{ "usb-product", required_argument, NULL, OPT_USB_PID },
+		{ "usb-serial", required_argument, NULL, OPT_USB_SERIAL },
+		{ "usb-path", required_argument, NULL, OPT_USB_PATH },
+		{ "usb-interface", required_argument, NULL, OPT_USB_IF },
+		{ "modem-reset-ms", required_argument, NULL, OPT_RESET_MS },
+		{ "list-devices", no_argument, NULL, OPT_LIST },
 		{ "name", required_argument, NULL, 'N' },
 		{ "ping-interval", required_argument, NULL, OPT_PING },
 		{ "pong-timeout", required_argument, NULL, OPT_PONG },
@@ -118,8 +152,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool vpcd_opts = false;
+	bool vpcd_opts = false, usb_opts = false;
 	enum log_level level;
+	char *end;
 	long v;
 	int c;
 
@@ -177,6 +212,50 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_AUTO_GR:
 			o->fe.auto_get_response = 1;
 			break;
+		case OPT_USB_VID:
+		case OPT_USB_PID:
+			errno = 0;
+			v = strtol(optarg, &end, 16);
+			if (errno || end == optarg || *end || v < 1 || v > 0xffff)
+				return parse_bad("USB id", optarg,
+						 "hex 1..ffff");
+			if (c == OPT_USB_VID)
+				o->fe.usb_vid = (uint16_t)v;
+			else
+				o->fe.usb_pid = (uint16_t)v;
+			usb_opts = true;
+			break;
+		case OPT_USB_SERIAL:
+		case OPT_USB_PATH:
+			if (!*optarg || strlen(optarg) > 64)
+				return parse_bad(c == OPT_USB_PATH ? "USB path" :
+						 "USB serial", optarg,
+						 "1..64 characters");
+			if (c == OPT_USB_PATH)
+				o->fe.usb_path = optarg;
+			else
+				o->fe.usb_serial = optarg;
+			usb_opts = true;
+			break;
+		case OPT_USB_IF:
+			v = opt_number(optarg, 0, 255);
+			if (v < 0)
+				return parse_bad("USB interface", optarg,
+						 "0..255");
+			o->fe.usb_interface = (int)v;
+			usb_opts = true;
+			break;
+		case OPT_RESET_MS:
+			v = opt_number(optarg, 0, 65535);
+			if (v < 0)
+				return parse_bad("modem reset pulse", optarg,
+						 "0..65535 ms");
+			o->fe.modem_reset_ms = (uint16_t)v;
+			usb_opts = true;
+			break;
+		case OPT_LIST:
+			o->list_devices = true;
+			break;
 		case 'N':
 			if (!*optarg || strlen(optarg) > 32)
 				return parse_bad("name", optarg,
@@ -211,6 +290,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			exit(0);
 		case 'h':
 			usage(stdout);
+			usage_devices(stdout);
 			exit(0);
 		default:
 			return -1;
@@ -221,9 +301,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 			argv[optind]);
 		return -1;
 	}
-	if (strcmp(o->fe.kind, "shell") && strcmp(o->fe.kind, "vpcd")) {
+	if (strcmp(o->fe.kind, "shell") && strcmp(o->fe.kind, "vpcd") &&
+	    strcmp(o->fe.kind, "simtrace2")) {
 		fprintf(stderr, "remsim-client: unknown front end '%s' "
-			"(shell, vpcd)\n", o->fe.kind);
+			"(shell, vpcd, simtrace2)\n", o->fe.kind);
+		return -1;
+	}
+	if (strcmp(o->fe.kind, "simtrace2") && usb_opts && !o->list_devices) {
+		fprintf(stderr, "remsim-client: --usb-* and --modem-reset-ms "
+			"need --frontend simtrace2\n");
 		return -1;
 	}
 	if (!strcmp(o->fe.kind, "vpcd") && !o->fe.vpcd_port) {
@@ -348,6 +434,8 @@ int main(int argc, char **argv)
 		.fe = {
 			.kind = "shell",
 			.vpcd_host = "127.0.0.1",
+			.usb_interface = -1,
+			.modem_reset_ms = 300,
 		},
 	};
 	struct signals sig = { .fd = -1 };
@@ -362,6 +450,19 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &o) < 0) {
 		fprintf(stderr, "try 'remsim-client --help'\n");
 		return 2;
+	}
+	if (o.list_devices) {
+		struct usb_cardem_match m = {
+			.vid = o.fe.usb_vid, .pid = o.fe.usb_pid,
+			.path = o.fe.usb_path, .interface = -1,
+		};
+		int n = usb_cardem_list(stdout, &m);
+
+		if (n == 0)
+			fprintf(stderr, "remsim-client: no SIMtrace2-family "
+				"board (vendor %04x) found\n",
+				o.fe.usb_vid ? o.fe.usb_vid : USB_CARDEM_VID);
+		return n > 0 ? 0 : 1;
 	}
 	if (!o.client.name) {
 		if (gethostname(o.host_name, sizeof(o.host_name) - 1) < 0 ||

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "apdu.h"
+#include "hex.h"
 
 #define B(...) ((const uint8_t[]){ __VA_ARGS__ }), sizeof((const uint8_t[]){ __VA_ARGS__ })
 
@@ -143,6 +144,45 @@ static void test_bounded_and_bad_answers(void **state)
 	assert_non_null(strstr(x.error, "no status word"));
 }
 
+/* How a card emulator classifies a header it sees alone (cardem doc 7.2). */
+static void test_tpdu_case_from_header(void **state)
+{
+	static const struct {
+		const char *hdr;
+		enum apdu_case cse;
+	} t[] = {
+		{ "a0a4000002", APDU_CASE_4 },	/* SELECT */
+		{ "00a4000402", APDU_CASE_4 },
+		{ "0088008122", APDU_CASE_4 },	/* AUTHENTICATE */
+		{ "a088000010", APDU_CASE_4 },	/* RUN GSM ALGORITHM */
+		{ "80c2000010", APDU_CASE_4 },	/* ENVELOPE */
+		{ "a0b000000a", APDU_CASE_2 },	/* READ BINARY */
+		{ "00b2010410", APDU_CASE_2 },	/* READ RECORD */
+		{ "00c000000f", APDU_CASE_2 },	/* GET RESPONSE */
+		{ "80f2000000", APDU_CASE_2 },	/* STATUS (ETSI) */
+		{ "80f2400002", APDU_CASE_4 },	/* GlobalPlatform GET STATUS */
+		{ "80ca9f7f00", APDU_CASE_2 },	/* GET DATA, no data */
+		{ "80ca000002", APDU_CASE_4 },
+		{ "00d6000002", APDU_CASE_3 },	/* UPDATE BINARY */
+		{ "0020000108", APDU_CASE_3 },	/* VERIFY */
+		{ "8010000014", APDU_CASE_3 },	/* TERMINAL PROFILE */
+		{ "0044000000", APDU_CASE_1 },	/* ACTIVATE FILE */
+		{ "a0fa000000", APDU_CASE_1 },	/* SLEEP */
+		{ "0070000001", APDU_CASE_2 },	/* MANAGE CHANNEL open */
+		{ "0070800100", APDU_CASE_1 },	/* MANAGE CHANNEL close */
+	};
+	uint8_t hdr[5] = { 0x00, 0xee, 0, 0, 0 };
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		uint8_t h[5];
+
+		assert_int_equal(hex_decode(h, sizeof(h), t[i].hdr), 5);
+		assert_int_equal(apdu_tpdu_case(h), t[i].cse);
+	}
+	assert_int_equal(apdu_tpdu_case(hdr), 0);	/* unknown INS */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -152,6 +192,7 @@ int main(void)
 		cmocka_unit_test(test_auto_get_response),
 		cmocka_unit_test(test_auto_resend_on_6c),
 		cmocka_unit_test(test_bounded_and_bad_answers),
+		cmocka_unit_test(test_tpdu_case_from_header),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
