@@ -8,6 +8,8 @@ test_harness.py shows each fixture in use.
 
 import contextlib
 import glob
+import http.client
+import json
 import os
 import random
 import re
@@ -407,15 +409,36 @@ def spawn(request, tmp_path):
         return proc
 
     yield start
+    stop_checking_sanitizers(procs)
+
+
+def stop_checking_sanitizers(procs) -> None:
+    """Stops procs (stop_all); then fails the test if any log has a sanitizer report.
+
+    Our programs run under ASan/UBSan in one of the two test builds: a report in any log
+    (often printed only at exit, for leaks) fails the test that started it.
+    """
     stop_all(procs)
-    # Our programs run under ASan/UBSan in one of the two test builds: a report in any
-    # log (often printed only at exit, for leaks) fails the test that started it.
     for proc in procs:
         text = proc.log_text()
         for marker in SANITIZER_MARKERS:
             if marker in text:
                 pytest.fail(f"{proc.name}: sanitizer report in {proc.log_path}:\n"
                             + text[text.index(marker):][:ERROR_TAIL_BYTES], pytrace=False)
+
+
+def rest_v2(http_port: int, token: str, method: str, path: str, body=None):
+    """One /api/v2 request with an admin token: (status, decoded JSON body or None)."""
+    conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+    try:
+        conn.request(method, "/api/v2" + path,
+                     body=json.dumps(body) if body is not None else None,
+                     headers={"Authorization": f"Bearer {token}",
+                              "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
+    finally:
+        conn.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from conftest import SANITIZER_MARKERS, Proc, _attach_log, _unique_log_name, stop_all
+from conftest import Proc, _attach_log, _unique_log_name, stop_checking_sanitizers
 from rspro_peer import OSMO_CONNECT_BANK_REQ, PONG, Frame
 
 # connectClientRes {ok, tag 2342} exactly as osmo-remsim-bankd 1.0 sends it.
@@ -431,13 +431,7 @@ def remsim_client(request, tmp_path, bin_path):
         return p
 
     yield start
-    stop_all(procs)
-    for p in procs:
-        text = p.log_text()
-        for marker in SANITIZER_MARKERS:
-            if marker in text:
-                pytest.fail(f"{p.name}: sanitizer report in {p.log_path}:\n"
-                            + text[text.index(marker):][:4096], pytrace=False)
+    stop_checking_sanitizers(procs)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ remsim-vsim cards) with the bankd and the client left for the test to start.
 
 A missing chromium, node or node_modules FAILS the test with the command that fixes it: a
 browser test that skips silently proves nothing."""
-import http.client
 import json
 import os
 import queue
@@ -16,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, _attach_log, _unique_log_name
+from conftest import REPO_ROOT, _attach_log, _unique_log_name, rest_v2
 
 BROWSER_DIR = REPO_ROOT / "tests" / "browser"
 CHROMIUM = Path(os.environ.get("REMSIM_CHROMIUM", "/usr/bin/chromium"))
@@ -165,16 +164,7 @@ class DashboardBed:
                                   name=f"client{client}-{slot}")
 
     def api(self, method, path, body=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=10)
-        try:
-            conn.request(method, "/api/v2" + path,
-                         body=json.dumps(body) if body is not None else None,
-                         headers={"Authorization": f"Bearer {self.admin}",
-                                  "Content-Type": "application/json"})
-            resp = conn.getresponse()
-            return resp.status, json.loads(resp.read() or b"null")
-        finally:
-            conn.close()
+        return rest_v2(self.server.http_port, self.admin, method, path, body)
 
 
 def _start_server(postgres, remsim_server, bin_path, tmp_path):

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import SANITIZER_MARKERS, _attach_log, _unique_log_name, stop_all
+from conftest import _attach_log, _unique_log_name, stop_checking_sanitizers
 from fixtures_client import ClientProc
 
 # the second card gets its own ATR so that a moved mapping shows on the modem side
@@ -104,13 +104,7 @@ def usb_client(request, tmp_path, bin_path):
         return p
 
     yield start
-    stop_all(procs)
-    for p in procs:
-        text = p.log_text()
-        for marker in SANITIZER_MARKERS:
-            if marker in text:
-                pytest.fail(f"{p.name}: sanitizer report in {p.log_path}:\n"
-                            + text[text.index(marker):][:4096], pytrace=False)
+    stop_checking_sanitizers(procs)
 
 
 @pytest.fixture

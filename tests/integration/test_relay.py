@@ -4,8 +4,6 @@ remsim-client with the shell front end. APDUs go client -> bankd -> pcscd -> car
 the server only maps. Covers: card contents and algorithms through the relay, a mapping
 moved by SQL, bankd and server killed, a card pulled and put back, clients without a valid
 token, and the bankd's worker states in its log and in the API."""
-import http.client
-import json
 import re
 import secrets
 import signal
@@ -13,6 +11,7 @@ import subprocess
 import time
 
 import pytest
+from conftest import rest_v2
 from test_vsim import ef_iccid, ef_imsi, make_autn, pin_block, xor_auth
 
 USIM_AID = "a0000000871002"
@@ -48,16 +47,7 @@ class Bed:
         return self._start_client(*args, name=name)
 
     def api(self, method, path, body=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=10)
-        try:
-            conn.request(method, "/api/v2" + path,
-                         body=json.dumps(body) if body is not None else None,
-                         headers={"Authorization": f"Bearer {self.admin}",
-                                  "Content-Type": "application/json"})
-            resp = conn.getresponse()
-            return resp.status, json.loads(resp.read() or b"null")
-        finally:
-            conn.close()
+        return rest_v2(self.server.http_port, self.admin, method, path, body)
 
     def map(self, bank_slot, client=23, client_slot=0):
         status, body = self.api("POST", "/slotmaps", {"bank": {"bank_id": 1, "slot": bank_slot},
