@@ -47,6 +47,10 @@ struct client {
 	bool tpdu_pending;
 	struct loop_timer tpdu_timer;
 	char usb_device[64];		/* REMSIM_USB_DEVICE, "" for none */
+	/* for osmo-style event scripts */
+	struct rspro_slot_status modem;	/* last clientSlotStatusInd */
+	bool have_modem;
+	bool server_was_up, bankd_was_up;
 };
 
 static const char *const client_state_names[] = {
@@ -67,11 +71,68 @@ const char *client_state_name(enum client_state state)
 
 /* ---- events ------------------------------------------------------------- */
 
+/*
+ * The causes osmo-remsim-client 1.1 gives its script for what we call
+ * event, in its order (shared rspro-protocol.md 6.5); NULL-terminated.
+ */
+static const char *const *client_osmo_causes(const char *event,
+					     bool first_server_up)
+{
+	static const char *const server_connect[] = {
+		"event-server-connect", NULL };
+	static const char *const config[] = { "event-config-bankd", NULL };
+	static const char *const bankd_connect[] = {
+		"event-bankd-connect", NULL };
+	static const char *const inserted[] = { "request-sim-remote",
+		"request-card-insert", "request-modem-reset", NULL };
+	static const char *const removed[] = { "request-card-remove",
+		"request-sim-local", "request-modem-reset", NULL };
+	static const char *const modem[] = { "event-modem-status", NULL };
+	static const char *const none[] = { NULL };
+
+	if (!strcmp(event, "server-up"))	/* osmo: not on reconnects */
+		return first_server_up ? server_connect : none;
+	if (!strcmp(event, "mapped") || !strcmp(event, "unmapped"))
+		return config;
+	if (!strcmp(event, "bankd-up"))
+		return bankd_connect;
+	if (!strcmp(event, "card-inserted"))
+		return inserted;
+	if (!strcmp(event, "card-removed"))
+		return removed;
+	if (!strcmp(event, "modem-reset"))
+		return modem;
+	return none;
+}
+
+/* osmo's link state names: INIT, ESTABLISHED, CONNECTED, REESTABLISH */
+static const char *client_osmo_link(const struct session *s, bool was_up)
+{
+	enum session_state st = s ? session_get_state(s) : SESSION_DOWN;
+
+	if (st == SESSION_READY)
+		return "CONNECTED";
+	if (st == SESSION_IDENTIFYING)
+		return "ESTABLISHED";
+	return was_up ? "REESTABLISH" : "INIT";
+}
+
 static void client_fire(struct client *c, const char *event)
 {
 	char atr[2 * CLIENT_ATR_MAX + 1] = "";
 	bool mapped = c->bankd != NULL || !strcmp(event, "unmapped");
-	struct event_env env = {
+	bool first_server_up = !strcmp(event, "server-up") &&
+			       !c->server_was_up;
+	/* SIMtrace2 reports raw cardem flags (VCC 1, CLK 2, RST 16) */
+	bool st2 = c->usb_device[0] != '\0';
+	const char *const *cause;
+	struct event_env env;
+
+	if (!strcmp(event, "server-up"))
+		c->server_was_up = true;
+	if (!strcmp(event, "bankd-up"))
+		c->bankd_was_up = true;
+	env = (struct event_env){
 		.event = event,
 		.state = client_state_name(c->state),
 		.client_id = c->slot.client_id,
@@ -84,6 +145,14 @@ static void client_fire(struct client *c, const char *event)
 		.server_port = c->cfg.server_port,
 		.atr_hex = atr,
 		.usb_device = c->usb_device,
+		.server_state = client_osmo_link(c->server, c->server_was_up),
+		.bankd_state = client_osmo_link(c->bankd, c->bankd_was_up),
+		.sim_vcc = !c->have_modem ? -1 :
+			   c->modem.vcc_present ? 1 : 0,
+		.sim_rst = !c->have_modem ? -1 :
+			   c->modem.reset_active ? (st2 ? 16 : 1) : 0,
+		.sim_clk = !c->have_modem ? -1 :
+			   c->modem.clk_active ? (st2 ? 2 : 1) : 0,
 	};
 
 	LOGI(c->name, "event %s", event);
@@ -91,7 +160,15 @@ static void client_fire(struct client *c, const char *event)
 		return;
 	if (c->atr_len)
 		hex_encode(atr, c->atr, c->atr_len);
-	event_script_fire(c->cfg.script, &env);
+	if (event_script_style(c->cfg.script) != EVENT_STYLE_OSMO) {
+		event_script_fire(c->cfg.script, &env);
+		return;
+	}
+	for (cause = client_osmo_causes(event, first_server_up); *cause;
+	     cause++) {
+		env.cause = *cause;
+		event_script_fire(c->cfg.script, &env);
+	}
 }
 
 /* ---- state -------------------------------------------------------------- */
@@ -513,6 +590,8 @@ int client_send_slot_status(struct client *c,
 	LOGI(session_name(c->bankd), "slot status: RST %s, VCC %s, CLK %s",
 	     st->reset_active ? "active" : "inactive",
 	     st->vcc_present ? "on" : "off", st->clk_active ? "on" : "off");
+	c->modem = *st;
+	c->have_modem = true;
 	return session_send(c->bankd, rspro_gen_client_slot_status_ind(
 					      &c->slot, &c->bank, st));
 }

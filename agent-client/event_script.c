@@ -20,6 +20,7 @@
 
 #define ES_CTX		"event-script"
 #define ES_NVARS	12
+#define ES_NVARS_OSMO	12	/* REMSIM_CLIENT_SLOT is shared */
 
 extern char **environ;
 
@@ -30,18 +31,21 @@ struct es_event {
 
 struct event_script {
 	char *cmd;
+	enum event_style style;
 	pid_t pid;		/* running child, 0 if none */
 	char *running;		/* its event name */
 	struct es_event queue[EVENT_SCRIPT_QUEUE_MAX];
 	unsigned int head, len;
 };
 
-struct event_script *event_script_new(const char *cmd)
+struct event_script *event_script_new(const char *cmd,
+				      enum event_style style)
 {
 	struct event_script *es = calloc(1, sizeof(*es));
 
 	if (!es)
 		return NULL;
+	es->style = style;
 	es->cmd = strdup(cmd);
 	if (!es->cmd) {
 		free(es);
@@ -83,6 +87,11 @@ pid_t event_script_running(const struct event_script *es)
 	return es->pid;
 }
 
+enum event_style event_script_style(const struct event_script *es)
+{
+	return es->style;
+}
+
 /* ---- environment -------------------------------------------------------- */
 
 static char *es_var(const char *key, const char *value)
@@ -103,8 +112,61 @@ static char *es_var_int(const char *key, int value)
 	return es_var(key, num);
 }
 
+/* "a:b", or "" when a is unknown. */
+static char *es_var_pair(const char *key, int a, int b)
+{
+	char v[24] = "";
+
+	if (a >= 0)
+		snprintf(v, sizeof(v), "%d:%d", a, b);
+	return es_var(key, v);
+}
+
+/* "host:port", or "" */
+static char *es_var_addr(const char *key, const char *host, int port)
+{
+	char *s = NULL;
+
+	if (!host || !*host || port < 0)
+		return es_var(key, "");
+	if (asprintf(&s, "%s=%s:%d", key, host, port) < 0)
+		return NULL;
+	return s;
+}
+
+/*
+ * osmo-remsim-client's variables (shared rspro-protocol.md 6.5). Its
+ * REMSIM_CLIENT_SLOT ("23:0") replaces ours (the slot number alone).
+ */
+static size_t es_add_osmo(char **envp, size_t i, const struct event_env *e)
+{
+	char path[64] = "", iface[8] = "";
+	const char *dev = e->usb_device ? e->usb_device : "";
+	const char *sp = strchr(dev, ' '), *ifp = strstr(dev, " if ");
+
+	if (sp && (size_t)(sp - dev) < sizeof(path))
+		snprintf(path, sizeof(path), "%.*s", (int)(sp - dev), dev);
+	if (ifp)
+		snprintf(iface, sizeof(iface), "%s", ifp + 4);
+	envp[i++] = es_var("REMSIM_CAUSE", e->cause);
+	envp[i++] = es_var("REMSIM_CLIENT_VERSION", REMSIM_VERSION);
+	envp[i++] = es_var_addr("REMSIM_SERVER_ADDR", e->server_host,
+				e->server_port);
+	envp[i++] = es_var("REMSIM_SERVER_STATE", e->server_state);
+	envp[i++] = es_var_addr("REMSIM_BANKD_ADDR", e->bankd_host,
+				e->bankd_port);
+	envp[i++] = es_var("REMSIM_BANKD_STATE", e->bankd_state);
+	envp[i++] = es_var_pair("REMSIM_BANKD_SLOT", e->bank_id, e->bank_slot);
+	envp[i++] = es_var_int("REMSIM_SIM_VCC", e->sim_vcc);
+	envp[i++] = es_var_int("REMSIM_SIM_RST", e->sim_rst);
+	envp[i++] = es_var_int("REMSIM_SIM_CLK", e->sim_clk);
+	envp[i++] = es_var("REMSIM_USB_PATH", path);
+	envp[i++] = es_var("REMSIM_USB_INTERFACE", iface);
+	return i;
+}
+
 /* Our environment without REMSIM_*, then the event's variables. */
-static char **es_build_env(const struct event_env *e)
+static char **es_build_env(const struct event_env *e, enum event_style style)
 {
 	size_t n = 0, i = 0, k;
 	char **envp;
@@ -112,7 +174,7 @@ static char **es_build_env(const struct event_env *e)
 
 	for (p = environ; p && *p; p++)
 		n++;
-	envp = calloc(n + ES_NVARS + 1, sizeof(*envp));
+	envp = calloc(n + ES_NVARS + ES_NVARS_OSMO + 1, sizeof(*envp));
 	if (!envp)
 		return NULL;
 	for (p = environ; p && *p; p++) {
@@ -126,7 +188,10 @@ static char **es_build_env(const struct event_env *e)
 	envp[i++] = es_var("REMSIM_EVENT", e->event);
 	envp[i++] = es_var("REMSIM_STATE", e->state);
 	envp[i++] = es_var_int("REMSIM_CLIENT_ID", e->client_id);
-	envp[i++] = es_var_int("REMSIM_CLIENT_SLOT", e->client_slot);
+	envp[i++] = style == EVENT_STYLE_OSMO ?
+		    es_var_pair("REMSIM_CLIENT_SLOT", e->client_id,
+				e->client_slot) :
+		    es_var_int("REMSIM_CLIENT_SLOT", e->client_slot);
 	envp[i++] = es_var_int("REMSIM_BANK_ID", e->bank_id);
 	envp[i++] = es_var_int("REMSIM_BANK_SLOT", e->bank_slot);
 	envp[i++] = es_var("REMSIM_BANKD_HOST", e->bankd_host);
@@ -135,13 +200,15 @@ static char **es_build_env(const struct event_env *e)
 	envp[i++] = es_var_int("REMSIM_SERVER_PORT", e->server_port);
 	envp[i++] = es_var("REMSIM_ATR", e->atr_hex);
 	envp[i++] = es_var("REMSIM_USB_DEVICE", e->usb_device);
+	if (style == EVENT_STYLE_OSMO)
+		i = es_add_osmo(envp, i, e);
 	for (; k < i; k++) {
 		if (!envp[k])
 			goto fail;
 	}
 	return envp;
 fail:
-	for (k = 0; k < n + ES_NVARS; k++)
+	for (k = 0; k < n + ES_NVARS + ES_NVARS_OSMO; k++)
 		free(envp[k]);
 	free(envp);
 	return NULL;
@@ -227,8 +294,10 @@ int event_script_fire(struct event_script *es, const struct event_env *env)
 		return -ENOBUFS;
 	}
 	ev = &es->queue[(es->head + es->len) % EVENT_SCRIPT_QUEUE_MAX];
-	ev->name = strdup(env->event);
-	ev->envp = es_build_env(env);
+	/* the script's argument: osmo scripts switch on the cause */
+	ev->name = strdup(es->style == EVENT_STYLE_OSMO && env->cause ?
+			  env->cause : env->event);
+	ev->envp = es_build_env(env, es->style);
 	if (!ev->name || !ev->envp) {
 		es_event_free(ev);
 		LOGE(ES_CTX, "out of memory: event %s not run", env->event);

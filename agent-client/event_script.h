@@ -15,6 +15,18 @@
 
 struct event_script;
 
+/*
+ * How the script is called. remsim: once per event with the event as its
+ * argument and REMSIM_* below (docs/client.md). osmo: as osmo-remsim-client
+ * 1.1 calls its script, so an existing one works unchanged: one call per
+ * osmo cause (a remsim event may mean several, in osmo's order), the cause
+ * as the argument and osmo's variables added to ours.
+ */
+enum event_style {
+	EVENT_STYLE_REMSIM,
+	EVENT_STYLE_OSMO,
+};
+
 /* What an event is about; NULL strings and unknown slots become "". */
 struct event_env {
 	const char *event;		/* "mapped", "bankd-up", ... */
@@ -27,9 +39,16 @@ struct event_env {
 	int server_port;
 	const char *atr_hex;
 	const char *usb_device;		/* simtrace2: "1-1.2 1d50:60e3 if 0" */
+	/* osmo style only */
+	const char *cause;		/* "request-card-insert", ... */
+	const char *server_state;	/* INIT, ESTABLISHED, CONNECTED, */
+	const char *bankd_state;	/* REESTABLISH */
+	int sim_vcc, sim_rst, sim_clk;	/* as osmo reports them; -1: unknown */
 };
 
-struct event_script *event_script_new(const char *cmd);
+struct event_script *event_script_new(const char *cmd,
+				      enum event_style style);
+enum event_style event_script_style(const struct event_script *es);
 /* Drops queued events; a running child is left to finish on its own. */
 void event_script_free(struct event_script *es);
 /* Queues the event (runs it at once when idle); 0 or -errno. */

@@ -34,6 +34,7 @@ struct options {
 	struct frontend_options fe;
 	const char *token_file;
 	const char *script;
+	enum event_style event_style;
 	bool list_devices;
 	char token[TOKEN_TEXT_MAX];
 	char host_name[33];
@@ -62,6 +63,9 @@ static void usage(FILE *out)
 		"                            --role client); sent to server and bankd\n"
 		"  -e, --event-script CMD    run '/bin/sh -c \"CMD EVENT\"' on every\n"
 		"                            event (docs/client.md)\n"
+		"      --event-style STYLE   remsim (default) or osmo: call the script\n"
+		"                            as osmo-remsim-client does (its causes\n"
+		"                            and variables)\n"
 		"  -f, --frontend KIND       shell (default), vpcd or simtrace2\n"
 		"      --vpcd-port PORT      vpcd: the reader's port in the local pcscd\n"
 		"      --vpcd-host HOST      vpcd: pcscd's address (default 127.0.0.1)\n"
@@ -122,7 +126,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	enum { OPT_VPCD_HOST = 256, OPT_VPCD_PORT, OPT_AUTO_GR, OPT_PING,
 	       OPT_PONG, OPT_TPDU, OPT_NO_TS, OPT_USB_VID, OPT_USB_PID,
 	       OPT_USB_SERIAL, OPT_USB_PATH, OPT_USB_IF, OPT_RESET_MS,
-	       OPT_LIST };
+	       OPT_LIST, OPT_EVENT_STYLE };
 	static const struct option longopts[] = {
 		{ "server-host", required_argument, NULL, 'i' },
 		{ "server-ip", required_argument, NULL, 'i' },
@@ -131,6 +135,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "client-slot", required_argument, NULL, 'n' },
 		{ "token", required_argument, NULL, 't' },
 		{ "event-script", required_argument, NULL, 'e' },
+		{ "event-style", required_argument, NULL, OPT_EVENT_STYLE },
 		{ "frontend", required_argument, NULL, 'f' },
 		{ "vpcd-host", required_argument, NULL, OPT_VPCD_HOST },
 		{ "vpcd-port", required_argument, NULL, OPT_VPCD_PORT },
@@ -199,6 +204,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return parse_bad("event script", optarg,
 						 "empty");
 			o->script = optarg;
+			break;
+		case OPT_EVENT_STYLE:
+			if (!strcmp(optarg, "remsim"))
+				o->event_style = EVENT_STYLE_REMSIM;
+			else if (!strcmp(optarg, "osmo"))
+				o->event_style = EVENT_STYLE_OSMO;
+			else
+				return parse_bad("event style", optarg,
+						 "remsim or osmo");
 			break;
 		case 'f':
 			o->fe.kind = optarg;
@@ -479,7 +493,7 @@ int main(int argc, char **argv)
 		goto out;
 	sig.loop = loop;
 	if (o.script) {
-		script = event_script_new(o.script);
+		script = event_script_new(o.script, o.event_style);
 		if (!script)
 			goto out;
 		sig.script = script;

@@ -298,6 +298,53 @@ def test_event_script_gets_the_documented_environment(client_bed, remsim_client,
     c.wait_for_log(r"event server-down: pid \d+ exited with 0")
 
 
+def test_event_style_osmo_calls_the_script_as_osmo_remsim_does(client_bed, remsim_client,
+                                                              tmp_path):
+    """--event-style osmo: osmo-remsim-client 1.1's causes, in its order, as $1 and
+    REMSIM_CAUSE, with its variables (shared rspro-protocol.md 6.5)."""
+    bed = client_bed()
+    out = tmp_path / "events.txt"
+    script = tmp_path / "event.sh"
+    script.write_text(EVENT_SCRIPT.format(out=out))
+    script.chmod(0o755)
+    c = remsim_client(*bed.client_args(), "-e", script, "--event-style", "osmo")
+    operational(bed, c)
+    assert c.apdu("reset") == SIM_ATR.hex()       # no osmo cause: the modem status is kept
+    bed.unmap()
+    c.wait_for_log(r"OPERATIONAL -> UNMAPPED")
+    bed.server.terminate()                         # no osmo cause either
+    causes = ["event-server-connect", "event-config-bankd", "event-bankd-connect",
+              "request-sim-remote", "request-card-insert", "request-modem-reset",
+              "request-card-remove", "request-sim-local", "request-modem-reset",
+              "event-config-bankd"]
+    deadline = time.monotonic() + 10
+    while len(out.read_text().splitlines() if out.exists() else []) < len(causes):
+        assert time.monotonic() < deadline, out.read_text() if out.exists() else "no events"
+        time.sleep(0.05)
+    ev = []
+    for line in out.read_text().splitlines():
+        env_part, arg = line.rsplit("ARG=", 1)
+        env = dict(kv.split("=", 1) for kv in env_part.split())
+        assert env["REMSIM_CAUSE"] == arg, line
+        ev.append(env)
+    assert [e["REMSIM_CAUSE"] for e in ev] == causes
+    server = f"127.0.0.1:{bed.server.port}"
+    for e in ev:
+        assert e["REMSIM_CLIENT_SLOT"] == "23:0" and e["REMSIM_SERVER_ADDR"] == server, e
+        assert e["REMSIM_CLIENT_VERSION"] and e["REMSIM_USB_PATH"] == "", e
+    bankd = f"127.0.0.1:{bed.bankd.port}"
+    for e in ev[1:]:                               # from the configuration on
+        assert e["REMSIM_BANKD_ADDR"] == bankd and e["REMSIM_BANKD_SLOT"] == "1:0", e
+    assert ev[0]["REMSIM_BANKD_ADDR"] == "" and ev[0]["REMSIM_SERVER_STATE"] == "CONNECTED"
+    insert = ev[4]
+    assert insert["REMSIM_BANKD_STATE"] == "CONNECTED" and insert["REMSIM_SIM_VCC"] == ""
+    # after the shell's warm reset the client reported RST inactive, VCC and CLK on
+    removed = ev[6]
+    assert (removed["REMSIM_SIM_VCC"], removed["REMSIM_SIM_RST"], removed["REMSIM_SIM_CLK"]) \
+        == ("1", "0", "1"), removed
+    assert "event request-modem-reset: pid" in c.log_text()
+
+
 def test_token_goes_to_server_and_bankd(client_bed, remsim_client, tmp_path):
     bed = client_bed()
     token = bed.token("client", 23)
@@ -339,6 +386,7 @@ def test_token_file_is_checked_at_start(client_bed, bin_path, tmp_path):
     (["-f", "vpcd"], "--frontend vpcd needs --vpcd-port"),
     (["--vpcd-port", "4000"], "need --frontend vpcd"),
     (["-l", "loud"], "invalid log level 'loud'"),
+    (["--event-style", "osmo2"], "invalid event style 'osmo2' (remsim or osmo)"),
     (["--ping-interval", "5"], "invalid time '5'"),
     (["--bogus"], "unrecognized option"),
     (["surplus"], "unexpected argument 'surplus'"),
@@ -355,7 +403,7 @@ def test_help_and_version(bin_path):
     r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0
     for opt in ("--server-host", "--server-port", "--client-id", "--client-slot", "--token",
-                "--event-script", "--frontend", "--vpcd-port", "--vpcd-host",
+                "--event-script", "--event-style", "--frontend", "--vpcd-port", "--vpcd-host",
                 "--auto-get-response", "--log-level"):
         assert opt in r.stdout, opt
     r = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=10)
