@@ -49,6 +49,42 @@ static int control_claim_path(const struct sockaddr_un *sa)
 	return 0;
 }
 
+/*
+ * Binds and listens under a temporary name, then renames the socket into
+ * place: whoever waits for the path to appear can connect at once (a bare
+ * bind() shows the path before listen() accepts anything). Falls back to
+ * binding the path itself when the temporary name would not fit.
+ */
+static int control_listen(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int n;
+
+	if (fd < 0)
+		goto fail;
+	n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d", path,
+		     (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+		strcpy(sa.sun_path, path);
+	unlink(sa.sun_path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 8))
+		goto fail;
+	if (strcmp(sa.sun_path, path) && rename(sa.sun_path, path)) {
+		int err = errno;
+
+		unlink(sa.sun_path);
+		errno = err;
+		goto fail;
+	}
+	return fd;
+fail:
+	LOGE(CONTROL_CTX, "%s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
 int vsim_control_open(struct vsim_control *ctl, const char *path,
 		      struct vsim_slot *slots, size_t n_slots)
 {
@@ -68,14 +104,9 @@ int vsim_control_open(struct vsim_control *ctl, const char *path,
 	strcpy(sa.sun_path, path);
 	if (control_claim_path(&sa))
 		return -1;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    listen(fd, 8)) {
-		LOGE(CONTROL_CTX, "%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	fd = control_listen(path);
+	if (fd < 0)
 		return -1;
-	}
 	ctl->listen_fd = fd;
 	strcpy(ctl->path, path);
 	LOGN(CONTROL_CTX, "listening on %s", path);
