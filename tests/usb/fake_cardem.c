@@ -23,8 +23,14 @@
 #define MAXQ 64
 #define MSG_MAX 1024
 
+/*
+ * A URB and the connection (one process's open node) that submitted it:
+ * each process reaps only its own (two clients serve two slots of a --qmod
+ * board at once).
+ */
 struct urb {
 	UMockdevIoctlData *u, *buf;
+	const void *owner;	/* the UMockdevIoctlClient; identity only */
 };
 
 struct msg {
@@ -38,11 +44,12 @@ static int throttle_ms = -1;	/* default: 20 with --plain-node, else 0 */
 static int subclass = 0x02;
 static int node_mode = 0666;	/* --node-mode: e.g. 0600 for "no permission" */
 static int qmod;		/* --qmod: 1d50:4004, two slots, modem on slot 2 */
-static uint8_t EP_IN = 0x85, EP_IRQ = 0x86;
+static uint8_t EP_OUT = 0x04, EP_IN = 0x85, EP_IRQ = 0x86;
 static int busy;
 static const char *serial = "00112233445566778899aabbccddeeff";
 
 static UMockdevTestbed *tb;
+/* lock order: mlock, then lock; never mlock while holding lock */
 static GMutex lock;		/* device: URB lists and queue */
 static GMutex mlock;		/* modem: TPDU and firmware state */
 static struct urb pend[MAXQ], done[MAXQ];
@@ -55,7 +62,7 @@ static struct {
 	UMockdevIoctlData *d;
 	GSource *timer;
 } held;
-static unsigned long n_reaps, n_empty, n_held;
+static unsigned long n_reaps, n_empty, n_held, n_ioctls, n_submits;
 static int plain_node;		/* --plain-node: always-writable regular file */
 static int fifo = -1;		/* the node as a FIFO: writable iff reapable */
 static int fifo_writable = 1;
@@ -130,15 +137,36 @@ static void node_update(void)
 	fifo_writable = want;
 }
 
+/* Index of owner's oldest reapable URB, or -1; lock held. */
+static int done_of(const void *owner)
+{
+	unsigned int i;
+
+	for (i = 0; i < ndone; i++)
+		if (done[i].owner == owner)
+			return (int)i;
+	return -1;
+}
+
+/* Hands done[i] to a reap ioctl's argument; lock held. */
+static void reap_done(UMockdevIoctlData *d, int i)
+{
+	umockdev_ioctl_data_set_ptr(d, 0, done[i].u);
+	urb_unref(&done[i]);
+	memmove(&done[i], &done[i + 1], (--ndone - (unsigned int)i) *
+		sizeof(done[0]));
+}
+
 /* Answers a held (throttled) reap; in the worker thread, lock held. */
 static void held_answer(void)
 {
+	int i;
+
 	if (!held.c)
 		return;
-	if (ndone) {
-		umockdev_ioctl_data_set_ptr(held.d, 0, done[0].u);
-		urb_unref(&done[0]);
-		memmove(&done[0], &done[1], --ndone * sizeof(done[0]));
+	i = done_of(held.c);
+	if (i >= 0) {
+		reap_done(held.d, i);
 		umockdev_ioctl_client_complete(held.c, 0, 0);
 	} else {
 		umockdev_ioctl_client_complete(held.c, -1,
@@ -157,7 +185,7 @@ static void held_answer(void)
 static gboolean held_invoke(gpointer p)
 {
 	g_mutex_lock(&lock);
-	if (held.c && (ndone || unplugged))
+	if (held.c && (done_of(held.c) >= 0 || unplugged))
 		held_answer();
 	g_mutex_unlock(&lock);
 	return G_SOURCE_REMOVE;
@@ -352,10 +380,17 @@ static void modem_tx_data(const uint8_t *p, size_t len)
 }
 
 /* Messages from the host, as the firmware handles them. */
-static void dev_receive(const uint8_t *m, size_t len)
+static void dev_receive(uint8_t ep, const uint8_t *m, size_t len)
 {
 	char *h;
 
+	if (ep != EP_OUT) {
+		/* the other slot of a --qmod board: no modem there */
+		h = hex(m, len);
+		out("other-slot-out %02x %s", ep, h);
+		g_free(h);
+		return;
+	}
 	if (len < 8 || (size_t)(m[6] | m[7] << 8) != len) {
 		out("error host message with a bad length (%zu)", len);
 		return;
@@ -411,9 +446,10 @@ static void string_desc(uint8_t idx, uint8_t *o, size_t *n)
 	*n = o[0];
 }
 
-static void submit(UMockdevIoctlData *d, uint8_t **outp, size_t *out_len)
+static void submit(const void *owner, UMockdevIoctlData *d, uint8_t **outp,
+		   size_t *out_len, uint8_t *out_ep)
 {
-	struct urb r = { g_object_ref(d), NULL };
+	struct urb r = { g_object_ref(d), NULL, owner };
 	struct usbdevfs_urb *u = U(&r);
 
 	r.buf = umockdev_ioctl_data_resolve(d, offsetof(struct usbdevfs_urb,
@@ -436,6 +472,7 @@ static void submit(UMockdevIoctlData *d, uint8_t **outp, size_t *out_len)
 	} else {
 		*out_len = (size_t)u->buffer_length;
 		*outp = g_memdup2(r.buf->data, *out_len);
+		*out_ep = u->endpoint;
 		u->actual_length = u->buffer_length;
 		u->status = 0;
 		done[ndone++] = r;
@@ -447,7 +484,7 @@ static gboolean on_ioctl(UMockdevIoctlBase *hb, UMockdevIoctlClient *c,
 {
 	gulong req = umockdev_ioctl_client_get_request(c);
 	UMockdevIoctlData *arg = umockdev_ioctl_client_get_arg(c), *d = NULL;
-	uint8_t *o = NULL;
+	uint8_t *o = NULL, o_ep = 0;
 	size_t o_len = 0;
 	long res = 0, err = 0;
 	unsigned int i;
@@ -455,6 +492,7 @@ static gboolean on_ioctl(UMockdevIoctlBase *hb, UMockdevIoctlClient *c,
 	if (_IOC_SIZE(req))
 		d = umockdev_ioctl_data_resolve(arg, 0, _IOC_SIZE(req), NULL);
 	g_mutex_lock(&lock);
+	n_ioctls++;
 	if (!worker)
 		worker = g_main_context_ref_thread_default();
 	if (unplugged && req != USBDEVFS_REAPURB &&
@@ -473,25 +511,27 @@ static gboolean on_ioctl(UMockdevIoctlBase *hb, UMockdevIoctlClient *c,
 	} else if (req == USBDEVFS_GETDRIVER) {
 		res = -1, err = ENODATA;
 	} else if (req == USBDEVFS_SUBMITURB) {
+		n_submits++;
 		if (npend == MAXQ || ndone == MAXQ)
 			res = -1, err = ENOMEM;
 		else
-			submit(d, &o, &o_len);
+			submit(c, d, &o, &o_len, &o_ep);
 	} else if (req == USBDEVFS_REAPURB || req == USBDEVFS_REAPURBNDELAY) {
 		n_reaps++;
-		if (ndone) {
-			umockdev_ioctl_data_set_ptr(d, 0, done[0].u);
-			urb_unref(&done[0]);
-			memmove(&done[0], &done[1], --ndone * sizeof(done[0]));
+		if (done_of(c) >= 0) {
+			reap_done(d, done_of(c));
 		} else if (unplugged) {
 			res = -1, err = ENODEV;
 		} else {
-			int idle;
+			/*
+			 * Not under mlock: the control thread takes mlock, then
+			 * lock (dev_send); taking them the other way round here
+			 * deadlocked. A stale value only delays a throttled reap.
+			 */
+			int idle = __atomic_load_n(&mstate, __ATOMIC_RELAXED) ==
+				   M_IDLE;
 
 			n_empty++;
-			g_mutex_lock(&mlock);
-			idle = mstate == M_IDLE;
-			g_mutex_unlock(&mlock);
 			if (throttle_ms && idle && !held.c) {
 				/* hold it: libusb would spin on the node */
 				n_held++;
@@ -509,7 +549,8 @@ static gboolean on_ioctl(UMockdevIoctlBase *hb, UMockdevIoctlClient *c,
 	} else if (req == USBDEVFS_DISCARDURB) {
 		res = -1, err = EINVAL;
 		for (i = 0; i < npend && res; i++) {
-			if (pend[i].u->client_addr != *(gulong *)arg->data)
+			if (pend[i].owner != c ||
+			    pend[i].u->client_addr != *(gulong *)arg->data)
 				continue;
 			U(&pend[i])->status = -ENOENT;
 			done[ndone++] = pend[i];
@@ -525,7 +566,7 @@ static gboolean on_ioctl(UMockdevIoctlBase *hb, UMockdevIoctlClient *c,
 	node_update();
 	g_mutex_unlock(&lock);
 	if (o)
-		dev_receive(o, o_len);
+		dev_receive(o_ep, o, o_len);
 	g_free(o);
 	umockdev_ioctl_client_complete(c, res, err);
 	g_clear_object(&d);
@@ -719,8 +760,9 @@ static gpointer control(gpointer p)
 		} else if (!strcmp(buf, "stats")) {
 			g_mutex_lock(&lock);
 			out("stats reaps=%lu empty=%lu held=%lu done=%u "
-			    "parked=%u queued=%u node-writable=%d", n_reaps,
-			    n_empty, n_held, ndone, npend, nq, fifo_writable);
+			    "parked=%u queued=%u node-writable=%d ioctls=%lu "
+			    "submits=%lu", n_reaps, n_empty, n_held, ndone,
+			    npend, nq, fifo_writable, n_ioctls, n_submits);
 			g_mutex_unlock(&lock);
 		} else if (buf[0]) {
 			out("error unknown command: %s", buf);
@@ -748,7 +790,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--node-mode") && i + 1 < argc)
 			node_mode = (int)strtol(argv[++i], NULL, 8);
 		else if (!strcmp(argv[i], "--qmod"))
-			qmod = 1, EP_IN = 0x82, EP_IRQ = 0x83;
+			qmod = 1, EP_OUT = 0x01, EP_IN = 0x82, EP_IRQ = 0x83;
 		else if (!strcmp(argv[i], "--busy"))
 			busy = 1;
 		else if (!strcmp(argv[i], "--serial") && i + 1 < argc)
