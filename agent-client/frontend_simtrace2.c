@@ -41,7 +41,7 @@ enum st2_tpdu {
 	TP_IDLE,	/* waiting for a header from the modem */
 	TP_WAIT_DATA,	/* PB sent, receiving P3 command bytes */
 	TP_AT_CARD,	/* TPDU at the bankd */
-	TP_DISCARD,	/* modem reset while at the bankd: drop the answer */
+	TP_DISCARD,	/* abandoned while at the bankd: drop the answer */
 };
 
 static const char *const st2_state_names[] = {
@@ -66,6 +66,8 @@ struct st2 {
 	enum apdu_case cse;
 	uint8_t tpdu[APDU_MAX_TPDU];	/* header + command data so far */
 	size_t tpdu_len;
+	uint8_t held_hdr[5];		/* a header waiting for TP_DISCARD */
+	bool held;
 	uint8_t status;			/* last STATUS flags from the device */
 	bool have_status;
 	uint8_t atr[ST2_ATR_MAX];
@@ -92,6 +94,17 @@ static void st2_set_tp(struct st2 *s, enum st2_tpdu new_tp, const char *why)
 	     st2_tpdu_names[new_tp], why);
 	s->tp = new_tp;
 	usb_cardem_set_busy(s->usb, new_tp == TP_AT_CARD);
+}
+
+/*
+ * Whatever TPDU is at the bankd is abandoned (modem reset, teardown, device
+ * lost, a new header): its answer is dropped when it comes.
+ */
+static void st2_abandon(struct st2 *s, const char *why)
+{
+	s->held = false;
+	st2_set_tp(s, s->tp == TP_AT_CARD || s->tp == TP_DISCARD ? TP_DISCARD :
+		   TP_IDLE, why);
 }
 
 /* ---- messages to the device --------------------------------------------- */
@@ -173,7 +186,7 @@ static void st2_go_remote(struct st2 *s, const char *reason)
 	st2_send_u8(s, CEMU_CLASS_CARDEM, CEMU_CARDINSERT, 1);
 	st2_send_u8(s, CEMU_CLASS_MODEM, MODEM_SIM_SELECT, 1);
 	st2_modem_reset(s);
-	st2_set_tp(s, TP_IDLE, "bring-up");
+	st2_abandon(s, "bring-up");
 	st2_set_state(s, ST2_REMOTE, reason);
 }
 
@@ -186,7 +199,7 @@ static void st2_go_local(struct st2 *s, const char *reason)
 	st2_send_u8(s, CEMU_CLASS_CARDEM, CEMU_CARDINSERT, 0);
 	st2_send_u8(s, CEMU_CLASS_MODEM, MODEM_SIM_SELECT, 0);
 	st2_modem_reset(s);
-	st2_set_tp(s, TP_IDLE, "teardown");
+	st2_abandon(s, "teardown");
 	st2_set_state(s, ST2_LOCAL, reason);
 }
 
@@ -217,17 +230,38 @@ static void st2_forward(struct st2 *s)
 	st2_set_tp(s, TP_AT_CARD, "forwarded");
 }
 
+static void st2_on_header(struct st2 *s, const uint8_t *hdr);
+
+/* The abandoned TPDU's answer (or failure) is in: a held header goes on. */
+static void st2_discard_done(struct st2 *s, const char *why)
+{
+	uint8_t hdr[5];
+	bool held = s->held;
+
+	memcpy(hdr, s->held_hdr, sizeof(hdr));
+	s->held = false;
+	st2_set_tp(s, TP_IDLE, why);
+	if (held)
+		st2_on_header(s, hdr);
+}
+
 static void st2_on_header(struct st2 *s, const uint8_t *hdr)
 {
 	if (s->tp == TP_WAIT_DATA || s->tp == TP_AT_CARD)
 		LOGE(s->fe.name, "new header while a TPDU was %s: the old one "
 		     "is abandoned", st2_tpdu_names[s->tp]);
-	if (s->tp == TP_AT_CARD) {
-		/* its answer may still come; it must not answer this one */
-		s->tp = TP_DISCARD;
-		LOGE(s->fe.name, "header %02x %02x dropped: the card still "
-		     "owes the previous answer", hdr[0], hdr[1]);
-		st2_tx_sw(s, 0x6f, 0x00);
+	if (s->tp == TP_AT_CARD || s->tp == TP_DISCARD) {
+		/*
+		 * The card still owes an answer, which must not answer this
+		 * header: it waits (the firmware keeps the modem waiting with
+		 * NULL procedure bytes, 8.) and goes to the card after it.
+		 */
+		st2_abandon(s, "new header");
+		memcpy(s->held_hdr, hdr, sizeof(s->held_hdr));
+		s->held = true;
+		LOGI(s->fe.name, "header %02x %02x %02x %02x %02x waits until "
+		     "the card has answered the abandoned TPDU", hdr[0], hdr[1],
+		     hdr[2], hdr[3], hdr[4]);
 		return;
 	}
 	memcpy(s->tpdu, hdr, 5);
@@ -335,10 +369,7 @@ static void st2_on_status(struct st2 *s, const uint8_t *p, size_t len)
 	if (s->state != ST2_REMOTE)
 		return;
 	if (reset) {
-		if (s->tp == TP_AT_CARD)
-			st2_set_tp(s, TP_DISCARD, "modem reset");
-		else
-			st2_set_tp(s, TP_IDLE, "modem reset");
+		st2_abandon(s, "modem reset");
 		LOGN(s->fe.name, "the modem resets the card (%s)",
 		     now & CEMU_S_VCC ? "warm" : "power off");
 		client_fire_event(s->fe.client, "modem-reset");
@@ -373,10 +404,7 @@ static void st2_usb_down(void *arg, const char *reason)
 {
 	struct st2 *s = arg;
 
-	if (s->tp == TP_AT_CARD)
-		st2_set_tp(s, TP_DISCARD, "device lost");
-	else
-		st2_set_tp(s, TP_IDLE, "device lost");
+	st2_abandon(s, "device lost");
 	st2_set_state(s, ST2_NO_DEVICE, reason);
 	client_fire_event(s->fe.client, "usb-removed");
 }
@@ -438,6 +466,11 @@ static void st2_card_atr(struct frontend *fe, const uint8_t *atr, size_t len)
 	struct st2 *s = (struct st2 *)fe;
 
 	st2_store_atr(s, atr, len);
+	if (s->state == ST2_LOCAL) {
+		/* e.g. the last ATR was too long: this one may do */
+		st2_go_remote(s, "new ATR");
+		return;
+	}
 	if (s->state != ST2_REMOTE)
 		return;
 	if (!s->atr_len) {
@@ -469,7 +502,7 @@ static void st2_tpdu_response(struct frontend *fe, const uint8_t *data,
 
 	if (s->tp == TP_DISCARD) {
 		LOGI(fe->name, "answer to a TPDU the modem abandoned: dropped");
-		st2_set_tp(s, TP_IDLE, "stale answer dropped");
+		st2_discard_done(s, "stale answer dropped");
 		return;
 	}
 	if (s->tp != TP_AT_CARD || s->state != ST2_REMOTE)
@@ -499,7 +532,7 @@ static void st2_tpdu_failed(struct frontend *fe, const char *reason)
 	struct st2 *s = (struct st2 *)fe;
 
 	if (s->tp == TP_DISCARD) {
-		st2_set_tp(s, TP_IDLE, reason);
+		st2_discard_done(s, reason);
 		return;
 	}
 	if (s->tp != TP_AT_CARD)

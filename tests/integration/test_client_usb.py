@@ -286,10 +286,12 @@ def test_full_system_modem_script_and_moved_mapping(usb_bed, usb_client, tmp_pat
 def test_qmod_second_slot_new_atr_and_reset_mid_tpdu(client_bed, usb_client):
     """A two-slot board (sysmoQMOD ids, endpoints 01/82/83 for slot 2): the client for
     --usb-interface 1 finds its endpoints in the descriptors. A new ATR from the bankd
-    re-inserts the card; a modem reset while a TPDU is at the bankd drops its late answer."""
+    re-inserts the card; a modem reset while a TPDU is at the bankd drops its late answer,
+    and the modem's next command, sent before that answer came, waits for it and then gets
+    its own answer (not the stale one, not an error)."""
     def slow_card(tpdu):
         if tpdu[1] == 0xB2:
-            time.sleep(0.4)
+            time.sleep(1.0)
             return b"\x5a" * tpdu[4] + b"\x90\x00"
         return b"\x90\x00"
 
@@ -310,10 +312,76 @@ def test_qmod_second_slot_new_atr_and_reset_mid_tpdu(client_bed, usb_client):
     bed.bankd.wait_for("setAtrRes", start=bmark)
 
     at, mark = len(c.log_text()), bed.bankd.mark()
-    c.cmd("apdu a0b2010408")                         # at the bankd for 0.4 s
+    c.cmd("apdu a0b2010408")                         # at the bankd for 1 s
     bed.bankd.wait_for("tpduModemToCard", start=mark)
     modem_reset(c)
-    c.wait_for_log(r"answer to a TPDU the modem abandoned: dropped", start=at)
+    assert "answer to a TPDU the modem abandoned" not in c.log_text()[at:]
     assert c.apdu("a0a40000023f00") == "9000"        # answered by its own answer only
     assert [line for line in c.seen if line.startswith("rsp ")][-1].split()[2] == "a49000"
+    log = c.log_text()[at:]
+    held = re.search(r"header a0 a4 00 00 02 waits until the card has answered", log)
+    assert held and "abandoned: dropped" in log[held.end():], log
     assert c.errors() == []
+
+
+# Two remsim-clients in one simulated device: the first (client 24, interface 0) in the
+# background, the second ("$@" as given) in the foreground; SIGTERM reaches both.
+TWO_CLIENTS = r"""
+trap 'kill -TERM $a $b 2>/dev/null' TERM INT
+"$@" -c 24 --usb-interface 0 & a=$!
+"$@" & b=$!
+rc=0
+for p in $a $b; do
+    while :; do
+        wait $p; r=$?
+        if [ $r -gt 128 ] && kill -0 $p 2>/dev/null; then continue; fi
+        break
+    done
+    [ $r -ne 0 ] && rc=$r
+done
+exit $rc
+"""
+
+
+def test_qmod_one_client_per_slot(client_bed, usb_client):
+    """A sysmoQMOD-style board serves two modems: one remsim-client per card-emulation
+    interface, both running at once. Each claims its own interface (neither gets "busy",
+    neither re-selects the configuration under the other), and the mapped one relays APDUs
+    while the other stays up on its own endpoints."""
+    def card(tpdu):
+        return (b"\x5a" * tpdu[4] if tpdu[1] == 0xB2 else b"") + b"\x90\x00"
+
+    bed = client_bed(card=card)
+    c = usb_client(*bed.client_args(), "--usb-interface", "1", fake_args=["--qmod"],
+                   wrap=["/bin/sh", "-c", TWO_CLIENTS, "sh"])
+    c.wait_for_log(r"\[simtrace2 1-1 1d50:4004 if 0\] absent -> up")
+    c.wait_for_log(r"\[simtrace2 1-1 1d50:4004 if 1\] absent -> up")
+    c.expect("other-slot-out 04 0108")      # CONFIG of the slot-1 client, on its own OUT
+    mapped(bed, c)                           # client 23 on slot 2: bring-up on 01/82/83
+    assert c.apdu("a0b2010402") == "5a5a9000"
+    assert c.apdu("a0a40000023f00") == "9000"
+    assert not re.search(r"busy|cannot claim|cannot select configuration", c.log_text())
+    assert c.errors() == []
+
+
+def test_atr_longer_than_the_emulator_takes(client_bed, usb_client):
+    """The firmware holds at most 33 ATR bytes: a longer ATR from the bank takes the modem
+    back to its local SIM with a log line saying why; the next ATR that fits brings the
+    remote card back (SET_ATR first, as in a bring-up)."""
+    bed = client_bed()
+    c = usb_client(*bed.client_args())
+    mapped(bed, c)
+    _, conn, _ = bed.bankd.wait_for("connectClientReq")
+    mark, at = len(c.seen), len(c.log_text())
+    conn.send(set_atr_req(conn.client, bytes.fromhex("3b") + bytes(33)))   # 34 bytes
+    c.wait_for_log(r"remote -> local \(new ATR too long for the emulator\)", start=at)
+    c.expect("out 2 1")
+    assert c.outs(mark) == [(1, 5, "00"), (2, 2, "00"), (2, 1, "022c01")]
+    assert not any(line.startswith("atr ") for line in c.seen[mark:])
+
+    mark = len(c.seen)
+    conn.send(set_atr_req(conn.client, SIM_ATR))
+    assert c.expect("atr ").split()[1] == SIM_ATR.hex()
+    assert c.outs(mark) == bringup(SIM_ATR)
+    powered(c, at)
+    assert c.apdu("a0a40000023f00") == "9f17"        # the scripted card's SELECT answer
