@@ -470,6 +470,12 @@ static void submit(const void *owner, UMockdevIoctlData *d, uint8_t **outp,
 		pend[npend++] = r;
 		match();
 	} else {
+		/* a full last packet without a ZLP: the firmware keeps reading */
+		if (u->buffer_length % 64 == 0 &&
+		    !(u->flags & USBDEVFS_URB_ZERO_PACKET))
+			out("error bulk OUT of %d bytes without a zero-length "
+			    "packet: the firmware would glue it to the next",
+			    u->buffer_length);
 		*out_len = (size_t)u->buffer_length;
 		*outp = g_memdup2(r.buf->data, *out_len);
 		*out_ep = u->endpoint;
