@@ -468,7 +468,8 @@ int main(int argc, char **argv)
 	if (o.list_devices) {
 		struct usb_cardem_match m = {
 			.vid = o.fe.usb_vid, .pid = o.fe.usb_pid,
-			.path = o.fe.usb_path, .interface = -1,
+			.path = o.fe.usb_path, .serial = o.fe.usb_serial,
+			.interface = -1,
 		};
 		int n = usb_cardem_list(stdout, &m);
 

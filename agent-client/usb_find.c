@@ -29,7 +29,7 @@ static bool usb_pid_known(uint16_t pid)
 }
 
 bool usb_id_matches(const struct usb_cardem_match *m,
-			   const struct libusb_device_descriptor *d)
+		    const struct libusb_device_descriptor *d)
 {
 	if (d->idVendor != (m->vid ? m->vid : USB_CARDEM_VID))
 		return false;
@@ -51,7 +51,7 @@ void usb_path(libusb_device *dev, char *out, size_t size)
 
 /* Card-emulation interfaces (class ff/02/00) of all configurations. */
 size_t usb_find_ifaces(libusb_device *dev, uint8_t ncfg,
-			      struct usb_iface *out, size_t max)
+		       struct usb_iface *out, size_t max)
 {
 	struct libusb_config_descriptor *cfg;
 	size_t n = 0;
@@ -101,7 +101,7 @@ const char usb_udev_hint[] =
 	"(docs/client.md)";
 
 int usb_read_string(libusb_device_handle *h, uint8_t idx, char *out,
-			   size_t size)
+		    size_t size)
 {
 	int n;
 
@@ -145,7 +145,6 @@ int usb_cardem_list(FILE *out, const struct usb_cardem_match *m)
 		usb_path(list[i], path, sizeof(path));
 		if (m->path && strcmp(m->path, path))
 			continue;
-		count++;
 		serial[0] = product[0] = '\0';
 		rc = libusb_open(list[i], &h);
 		if (rc == 0) {
@@ -155,6 +154,9 @@ int usb_cardem_list(FILE *out, const struct usb_cardem_match *m)
 					sizeof(product));
 			libusb_close(h);
 		}
+		if (m->serial && strcmp(serial, m->serial))
+			continue;
+		count++;
 		fprintf(out, "%s %04x:%04x serial=%s product=\"%s\"", path,
 			d.idVendor, d.idProduct, serial[0] ? serial : "?",
 			product);

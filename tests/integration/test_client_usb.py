@@ -192,6 +192,10 @@ def test_operator_errors_and_device_selection(client_bed, usb_client, remsim_cli
     assert lst.expect("exit ") == "exit 0"
     assert re.search(r"^1-1 1d50:60e3 serial=00112233445566778899aabbccddeeff "
                      r'product="SIMtrace 2" cardem-interfaces=0$', lst.log_text(), re.M)
+    other = usb_client("--list-devices", "--usb-serial", "0000", frontend=False, name="list2")
+    assert other.expect("exit ") == "exit 1"                # the filters apply to the list
+    assert "1d50:60e3" not in other.log_text()
+    assert "no SIMtrace2-family board (vendor 1d50) found" in other.log_text()
 
     hlp = usb_client("--help", frontend=False, name="help")
     assert hlp.expect("exit ") == "exit 0"
