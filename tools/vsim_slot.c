@@ -221,6 +221,7 @@ static void slot_control_byte(struct vsim_slot *slot, uint8_t code)
 		break;
 	case VPCD_GET_ATR:
 		/* also vpcd's presence poll, every 400 ms: answered always */
+		LOGD(slot->who, "get ATR");
 		slot_send(slot, p->atr, p->atr_len);
 		break;
 	default:
@@ -288,6 +289,7 @@ static void slot_release_held(struct vsim_slot *slot)
 	size_t len = (size_t)slot->rx[0] << 8 | slot->rx[1];
 
 	slot->held = 0;
+	LOGD(slot->who, "held APDU released");
 	slot_answer_apdu(slot, slot->rx + 2, len);
 	if (slot->fd >= 0) {
 		slot_consume(slot, 2 + len);

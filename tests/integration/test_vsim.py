@@ -504,7 +504,10 @@ def test_control_errors(vsim):
     assert vsim.proc.returncode is None
 
 
-def test_mute_holds_apdus_until_unmuted(vsim, pcsc_factory, pcscd):
+def test_mute_holds_apdus_until_unmuted(vsim_factory, pcsc_factory, pcscd):
+    # debug: every APDU and control byte is in the log should this ever fail (one CI run
+    # saw the APDU after "mute 0 off" go unanswered for 10 s; not reproduced since)
+    vsim = vsim_factory(pcscd, log_level="debug")
     sim = Sim(vsim, 0)
     sim.ok("0084000008")
     assert vsim.control("mute 0 on") == "ok card 0 mute on"
