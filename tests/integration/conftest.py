@@ -427,6 +427,15 @@ def stop_checking_sanitizers(procs) -> None:
                             + text[text.index(marker):][:ERROR_TAIL_BYTES], pytrace=False)
 
 
+def issue_token(ctl, key, role: str, subject, *extra) -> str:
+    """`remsimctl token issue` with the server's secret key file: the token text."""
+    r = subprocess.run([str(ctl), "token", "issue", "--key", str(key), "--role", role,
+                        "--id", str(subject), *map(str, extra)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
 def rest_v2(http_port: int, token: str, method: str, path: str, body=None):
     """One /api/v2 request with an admin token: (status, decoded JSON body or None)."""
     conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)

@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from conftest import issue_token
 from rspro_peer import OSMO_CONNECT_CLIENT_REQ
 
 SELECT_MF = bytes.fromhex("a0a40000023f00")
@@ -129,10 +130,7 @@ def server_keys(bin_path, tmp_path):
         public = kdir / "server.pub"
 
         def token(self, role, subject, *extra):
-            r = subprocess.run([ctl, "token", "issue", "--key", str(self.secret), "--role", role,
-                                "--id", str(subject), *map(str, extra)], capture_output=True,
-                               text=True, check=True, timeout=30)
-            return r.stdout.strip()
+            return issue_token(ctl, self.secret, role, subject, *extra)
 
         def token_file(self, role, subject, *extra):
             path = kdir / f"{role}-{subject}.token"

@@ -14,7 +14,8 @@ import threading
 import time
 
 import pytest
-from conftest import Proc, _attach_log, _unique_log_name, stop_checking_sanitizers
+from conftest import (Proc, _attach_log, _unique_log_name, issue_token,
+                      stop_checking_sanitizers)
 from rspro_peer import OSMO_CONNECT_BANK_REQ, PONG, Frame
 
 # connectClientRes {ok, tag 2342} exactly as osmo-remsim-bankd 1.0 sends it.
@@ -449,11 +450,7 @@ class ClientBed:
         self.admin = None
 
     def token(self, role, subject, *extra) -> str:
-        r = subprocess.run([self.ctl, "token", "issue", "--key", str(self.key), "--role", role,
-                            "--id", str(subject), *extra], capture_output=True, text=True,
-                           timeout=30)
-        assert r.returncode == 0, r.stderr
-        return r.stdout.strip()
+        return issue_token(self.ctl, self.key, role, subject, *extra)
 
     def rest(self, method, path, body=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.server.http_port, timeout=10)

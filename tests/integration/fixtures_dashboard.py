@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, _attach_log, _unique_log_name, rest_v2
+from conftest import REPO_ROOT, _attach_log, _unique_log_name, issue_token, rest_v2
 
 BROWSER_DIR = REPO_ROOT / "tests" / "browser"
 CHROMIUM = Path(os.environ.get("REMSIM_CHROMIUM", "/usr/bin/chromium"))
@@ -142,11 +142,7 @@ class DashboardBed:
         self.admin = self.token("admin", 1)
 
     def token(self, role, subject, *extra):
-        r = subprocess.run([self.ctl, "token", "issue", "--key", str(self.key), "--role", role,
-                            "--id", str(subject), *map(str, extra)],
-                           capture_output=True, text=True, timeout=30)
-        assert r.returncode == 0, r.stderr
-        return r.stdout.strip()
+        return issue_token(self.ctl, self.key, role, subject, *extra)
 
     def token_file(self, role, subject):
         path = self.tmp / f"{role}-{subject}.token"

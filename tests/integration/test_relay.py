@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import rest_v2
+from conftest import issue_token, rest_v2
 from test_vsim import ef_iccid, ef_imsi, make_autn, pin_block, xor_auth
 
 USIM_AID = "a0000000871002"
@@ -28,11 +28,7 @@ class Bed:
         self.admin = self.token("admin", 1)
 
     def token(self, role, subject, *extra):
-        r = subprocess.run([self.ctl, "token", "issue", "--key", str(self.key), "--role", role,
-                            "--id", str(subject), *map(str, extra)],
-                           capture_output=True, text=True, timeout=30)
-        assert r.returncode == 0, r.stderr
-        return r.stdout.strip()
+        return issue_token(self.ctl, self.key, role, subject, *extra)
 
     def token_file(self, tmp_path, role, subject, *extra):
         path = tmp_path / f"{role}-{subject}-{secrets.token_hex(4)}.token"
